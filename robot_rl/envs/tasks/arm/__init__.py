@@ -1,0 +1,1 @@
+"""Arm manipulation tasks."""
