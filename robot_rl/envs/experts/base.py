@@ -1,0 +1,62 @@
+"""Expert contract: batched, stateful per env, with an imperfection knob."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from robot_rl.core import ConfigError, Registry
+from robot_rl.envs.vec_env import Obs, VecEnv
+
+
+class Expert(ABC):
+    """A scripted controller for every env of a :class:`VecEnv` at once.
+
+    It may read the env's privileged state (object poses), as scripted demonstrators do.
+
+    Args:
+        env: the env it acts in.
+        noise: imperfection knob ≥ 0. 0 = the clean expert. Otherwise Gaussian action noise of this
+            std (in normalized action units) and, with probability ``noise / 10`` per step, a
+            hesitation (zero motion), so demonstrations look like a human's: slower, wobbly,
+            sometimes failing.
+        seed: seeds the noise.
+    """
+
+    def __init__(self, env: VecEnv, noise: float = 0.0, seed: int | None = None):
+        if noise < 0:
+            raise ConfigError(f"expert noise must be >= 0, got {noise}")
+        self.env = env
+        self.noise = noise
+        self._gen = torch.Generator(device=env.device)
+        self._gen.manual_seed(seed if seed is not None else 0)
+        self.reset()
+
+    @abstractmethod
+    def reset(self, ids: torch.Tensor | None = None) -> None:
+        """Forget the plan of envs ``ids`` (all if None): call after they reset."""
+
+    @abstractmethod
+    def _clean_action(self, obs: Obs) -> torch.Tensor:
+        """The noiseless action, (N, action_dim) in [-1, 1]."""
+
+    def act(self, obs: Obs) -> torch.Tensor:
+        """Action for every env, (N, action_dim) float32 in [-1, 1]."""
+        a = self._clean_action(obs).to(torch.float32)
+        if self.noise > 0:
+            n, d = a.shape
+            eps = torch.randn((n, d), generator=self._gen, device=a.device) * self.noise
+            eps[:, -1] = 0.0  # the gripper command stays decisive; its timing already varies
+            a = a + eps
+            pause = torch.rand(n, generator=self._gen, device=a.device) < self.noise / 10
+            a[pause, :-1] = 0.0
+        return a.clamp(-1.0, 1.0)
+
+
+EXPERTS: Registry[type[Expert]] = Registry("expert")
+
+
+def make_expert(task: str, env: VecEnv, noise: float = 0.0, seed: int | None = None) -> Expert:
+    """The registered expert of ``task``."""
+    return EXPERTS.get(task)(env, noise=noise, seed=seed)
