@@ -22,3 +22,7 @@ __all__ = [
     "make",
     "task_names",
 ]
+
+from robot_rl.envs.gym_adapter import register_gym_envs  # noqa: E402
+
+register_gym_envs()

@@ -19,6 +19,7 @@ from robot_rl.envs.backends import BACKENDS
 from robot_rl.envs.config import TaskConfig
 from robot_rl.envs.ik import dls_step, quat_to_matrix, yaw_quat
 from robot_rl.envs.task_env import TaskEnv
+from robot_rl.envs.vec_env import TensorSpec
 
 CUBE_HALF = 0.02
 
@@ -89,6 +90,9 @@ class ArmEnv(TaskEnv):
         self._substeps = max(1, round(dt / model.opt.timestep))
         self.control_dt = self._substeps * model.opt.timestep
         super().__init__(cfg, backend, action_dim=7, seed=seed)
+        names = (["dx", "dy", "dz", "rx", "ry", "rz"] if cfg.action_mode == "ee_delta"
+                 else [f"d_{j}" for j in self.profile.joint_names])
+        self.action_spec = TensorSpec((7,), torch.float32, -1.0, 1.0, names=(*names, "gripper"))
         dev = self.device
         p = self.profile
         self._q_low = torch.tensor(p.limits("lower"), dtype=torch.float64, device=dev)

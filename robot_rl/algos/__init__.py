@@ -1,0 +1,1 @@
+"""Learning and rollout algorithms: collection, evaluation, BC, residual RL, PPO."""

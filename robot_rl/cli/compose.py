@@ -1,0 +1,61 @@
+"""Config composition for every command: ``configs/<command>.yaml`` + Hydra overrides (Compose
+API), validated into typed dataclasses. Any problem becomes a one-line :class:`ConfigError`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from robot_rl.core import ConfigError, asset_root
+
+
+def compose_config(command: str, overrides: list[str]) -> DictConfig:
+    """Compose ``configs/<command>.yaml`` with ``key=value`` overrides."""
+    config_dir = asset_root() / "configs"
+    if not (config_dir / f"{command}.yaml").is_file():
+        raise ConfigError(f"no config for command {command!r} in {config_dir}")
+    for o in overrides:
+        if "=" not in o:
+            raise ConfigError(f"argument {o!r} is not a key=value override")
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+            try:
+                return compose(config_name=command, overrides=overrides)
+            except (HydraException, OmegaConfBaseException) as e:
+                msg = _one_line(e)
+                if msg.startswith("Could not override"):
+                    base = compose(config_name=command)
+                    keys = sorted(k for k in base if k != "task")
+                    raise ConfigError(f"{msg} It is not a key of {command}; keys are {keys}, "
+                                      "plus task.<field>") from None
+                if isinstance(e, OverrideParseException):
+                    msg = f"cannot parse overrides {overrides}: {msg}"
+                raise ConfigError(msg) from None
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(_one_line(e)) from None
+
+
+def _one_line(e: Exception) -> str:
+    """Hydra spreads its messages over lines (option lists on tab-indented lines): fold them."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    out: list[str] = []
+    options: list[str] = []
+    for ln in lines:
+        if ln.startswith(("Config search path", "provider=", "See https://", "To append")):
+            continue
+        if str(e).find("\t" + ln) >= 0 and out and out[-1].startswith("Available options"):
+            options.append(ln)
+            continue
+        out.append(ln)
+    msg = " ".join(out)
+    if options:
+        msg += " " + ", ".join(options)
+    return msg or type(e).__name__
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

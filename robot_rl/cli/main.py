@@ -1,0 +1,53 @@
+"""``robot-rl <command> [subcommand] [args] [key=value ...]``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from robot_rl.core.errors import RobotRLError
+
+USAGE = """usage: robot-rl <command> [key=value ...]
+
+commands:
+  tasks                         list registered tasks
+  collect   task=... episodes=N out=DIR [noise=.. images=true]   record expert demonstrations
+  evaluate  task=... controller=expert|random episodes=N          success rate with 95% CI
+  dataset   info|validate DIR   summarize / check a dataset
+
+Overrides use Hydra syntax, e.g. task=arm_pick_place task.randomization.friction=[0.5,1.5]."""
+
+
+def _commands() -> dict[str, Callable[[list[str]], int]]:
+    from robot_rl.cli import collect, dataset, tasks
+
+    return {
+        "tasks": tasks.main,
+        "collect": collect.collect_main,
+        "evaluate": collect.evaluate_main,
+        "dataset": dataset.main,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    commands = _commands()
+    name, rest = args[0], args[1:]
+    if name not in commands:
+        print(f"robot-rl: unknown command {name!r}; commands are {sorted(commands)}", file=sys.stderr)
+        return 2
+    try:
+        return commands[name](rest)
+    except RobotRLError as e:
+        print(f"robot-rl {name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"robot-rl {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
