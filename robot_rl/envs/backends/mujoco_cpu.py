@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import mujoco
 import mujoco.batch
@@ -34,7 +35,10 @@ class MuJoCoCPUBackend(PhysicsBackend):
 
     def _bind(self, name: str) -> torch.Tensor:
         if name not in self._views:
-            self._views[name] = torch.from_numpy(self._batch.bind(name))
+            with warnings.catch_warnings():
+                # Output fields are read-only numpy views; torch warns that it cannot mark them so.
+                warnings.simplefilter("ignore", UserWarning)
+                self._views[name] = torch.from_numpy(self._batch.bind(name))
         return self._views[name]
 
     def state(self, name: str) -> torch.Tensor:
