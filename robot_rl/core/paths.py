@@ -25,7 +25,8 @@ def asset_root() -> Path:
         if all((root / kind).is_dir() for kind in _KINDS):
             return root
     raise FileNotFoundError(
-        f"robot_rl assets (sim/, hardware/, configs/) not found in any of {[str(c) for c in candidates]}"
+        "robot_rl assets (sim/, hardware/, configs/) not found in any of "
+        f"{[str(c) for c in candidates]}"
     )
 
 

@@ -29,7 +29,9 @@ class JointLimits:
 
     def __post_init__(self) -> None:
         if not self.lower < self.upper:
-            raise ConfigError(f"joint {self.name!r}: lower {self.lower} must be < upper {self.upper}")
+            raise ConfigError(
+                f"joint {self.name!r}: lower {self.lower} must be < upper {self.upper}"
+            )
         if not self.lower <= self.default <= self.upper:
             raise ConfigError(
                 f"joint {self.name!r}: default {self.default} outside [{self.lower}, {self.upper}]"
@@ -49,7 +51,9 @@ class Workspace:
         if len(self.low) != 3 or len(self.high) != 3:
             raise ConfigError(f"workspace low/high need 3 values, got {self.low} / {self.high}")
         if any(lo >= hi for lo, hi in zip(self.low, self.high)):
-            raise ConfigError(f"workspace low {self.low} must be below high {self.high} on every axis")
+            raise ConfigError(
+                f"workspace low {self.low} must be below high {self.high} on every axis"
+            )
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def _joint(raw: dict[str, Any], where: str) -> JointLimits:
 
 
 def load_profile(name_or_path: str | Path) -> RobotProfile:
-    """Load ``hardware/<name>.yaml`` (or an explicit path) into a validated :class:`RobotProfile`."""
+    """Load ``hardware/<name>.yaml`` (or a path) into a validated :class:`RobotProfile`."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = asset_path("hardware", f"{name_or_path}.yaml")
@@ -95,11 +99,21 @@ def load_profile(name_or_path: str | Path) -> RobotProfile:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"robot profile {path} is not valid YAML: {e}") from None
+        detail = " ".join(str(e).split())
+        raise ConfigError(f"robot profile {path} is not valid YAML: {detail}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"robot profile {path} must be a mapping, got {type(raw).__name__}")
-    known = {"name", "robot_type", "joints", "control_rate_hz", "gripper", "workspace", "ee_frame",
-             "max_ee_step", "topics"}
+    known = {
+        "name",
+        "robot_type",
+        "joints",
+        "control_rate_hz",
+        "gripper",
+        "workspace",
+        "ee_frame",
+        "max_ee_step",
+        "topics",
+    }
     missing = {"name", "robot_type", "joints", "control_rate_hz"} - raw.keys()
     if missing:
         raise ConfigError(f"robot profile {path} is missing {sorted(missing)}")
