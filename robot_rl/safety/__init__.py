@@ -1,0 +1,1 @@
+"""Safety filters, reflex critics, watchdog and mode machine (issue 5)."""

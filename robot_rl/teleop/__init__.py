@@ -1,0 +1,1 @@
+"""Teleoperation devices, mappings and recording sessions (issue 7)."""
