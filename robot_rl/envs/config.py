@@ -1,4 +1,5 @@
-"""Typed task configs. Defaults live here; ``configs/task/<name>.yaml`` sets a task's values; keyword
+"""Typed task configs. Defaults live here; ``configs/task/<name>.yaml`` sets a task's values;
+keyword
 overrides (``make(..., episode_length=50)``) or Hydra overrides come last."""
 
 from __future__ import annotations

@@ -26,10 +26,12 @@ class GymTaskEnv(gym.Env):
         spec = self._env.observation_spec
         state = gym.spaces.Box(-np.inf, np.inf, shape=spec["state"].shape, dtype=np.float32)
         if "image" in spec:
-            self.observation_space = gym.spaces.Dict({
-                "state": state,
-                "image": gym.spaces.Box(0, 255, shape=spec["image"].shape, dtype=np.uint8),
-            })
+            self.observation_space = gym.spaces.Dict(
+                {
+                    "state": state,
+                    "image": gym.spaces.Box(0, 255, shape=spec["image"].shape, dtype=np.uint8),
+                }
+            )
         else:
             self.observation_space = state
         a = self._env.action_spec
@@ -60,7 +62,13 @@ class GymTaskEnv(gym.Env):
         # The VecEnv already auto-reset; gymnasium expects the final observation here and a reset()
         # call next, which then simply returns the already reset state.
         final = info["final_obs"]
-        return self._convert(final), float(reward[0]), bool(terminated[0]), bool(truncated[0]), out_info
+        return (
+            self._convert(final),
+            float(reward[0]),
+            bool(terminated[0]),
+            bool(truncated[0]),
+            out_info,
+        )
 
     def render(self):
         return self._env.render()[0].numpy()
@@ -74,5 +82,10 @@ def register_gym_envs() -> None:
     for name in TASKS.names():
         spec = TASKS.get(name)
         if spec.gym_id not in gym.registry:
-            gym.register(id=spec.gym_id, entry_point=GymTaskEnv, kwargs={"task": name},
-                         max_episode_steps=None, disable_env_checker=True)
+            gym.register(
+                id=spec.gym_id,
+                entry_point=GymTaskEnv,
+                kwargs={"task": name},
+                max_episode_steps=None,
+                disable_env_checker=True,
+            )

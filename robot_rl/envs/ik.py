@@ -43,7 +43,11 @@ def matrix_to_axis_angle(mat: torch.Tensor) -> torch.Tensor:
     cos = ((trace - 1) / 2).clamp(-1.0, 1.0)
     angle = torch.acos(cos)
     vee = torch.stack(
-        [mat[..., 2, 1] - mat[..., 1, 2], mat[..., 0, 2] - mat[..., 2, 0], mat[..., 1, 0] - mat[..., 0, 1]],
+        [
+            mat[..., 2, 1] - mat[..., 1, 2],
+            mat[..., 0, 2] - mat[..., 2, 0],
+            mat[..., 1, 0] - mat[..., 0, 1],
+        ],
         dim=-1,
     )
     sin = torch.sin(angle)
@@ -77,9 +81,15 @@ def quat_to_matrix(quat: torch.Tensor) -> torch.Tensor:
     w, x, y, z = q.unbind(-1)
     return torch.stack(
         [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
         ],
         dim=-1,
     ).view(*quat.shape[:-1], 3, 3)

@@ -31,13 +31,19 @@ class DomainRandomizer:
         if tuple(cfg.joint_damping) != (1.0, 1.0):
             self._add("dof_damping", cfg.joint_damping, torch.arange(m.nv), None)
         if tuple(cfg.actuator_gain) != (1.0, 1.0):
-            pos = torch.from_numpy(m.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE).nonzero().flatten()
+            pos = (
+                torch.from_numpy(m.actuator_biastype == mujoco.mjtBias.mjBIAS_AFFINE)
+                .nonzero()
+                .flatten()
+            )
             # position servo: force = kp·ctrl − kp·q − kv·q̇ ⇒ gainprm[0] = kp, biasprm[1] = −kp
             self._add("actuator_gainprm", cfg.actuator_gain, pos, 0)
             self._add("actuator_biasprm", cfg.actuator_gain, pos, 1, same_as="actuator_gainprm")
         self._needs_const = any(t[0] in ("body_mass", "body_inertia") for t in self._terms)
 
-    def _add(self, field: str, rng, rows: torch.Tensor, col: int | None, same_as: str | None = None):
+    def _add(
+        self, field: str, rng, rows: torch.Tensor, col: int | None, same_as: str | None = None
+    ):
         values = self.backend.model_field(field)
         nominal = values[0].clone()
         self._terms.append((field, tuple(rng), rows, col, nominal, same_as))

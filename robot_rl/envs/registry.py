@@ -75,7 +75,9 @@ def make(
     if num_envs < 1:
         raise ConfigError(f"num_envs must be >= 1, got {num_envs}")
     if isinstance(task, TaskConfig):
-        cfg = build_config(TASKS.get(task.name).config_cls, task, overrides, where=f"task {task.name!r}")
+        cfg = build_config(
+            TASKS.get(task.name).config_cls, task, overrides, where=f"task {task.name!r}"
+        )
     else:
         cfg = load_task_config(task, overrides)
     return TASKS.get(cfg.name).env_cls(cfg, num_envs, device=device, seed=seed)

@@ -91,10 +91,13 @@ class TaskEnv(VecEnv):
         self._reset_ids(self._all)
         return self._observe()
 
-    def step(self, action: torch.Tensor) -> tuple[Obs, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+    def step(
+        self, action: torch.Tensor
+    ) -> tuple[Obs, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         if action.shape != (self.num_envs, self.action_dim):
             raise ValueError(
-                f"action must have shape ({self.num_envs}, {self.action_dim}), got {tuple(action.shape)}"
+                f"action must have shape ({self.num_envs}, {self.action_dim}), "
+                f"got {tuple(action.shape)}"
             )
         action = action.to(self.device, torch.float32)
         if not torch.isfinite(action).all():
@@ -148,7 +151,9 @@ class TaskEnv(VecEnv):
         self._action_hist[ids] = 0.0
         k = self.cfg.randomization.action_delay
         if k:
-            self._delay[ids] = torch.randint(0, k + 1, (len(ids),), generator=self._gen, device=self.device)
+            self._delay[ids] = torch.randint(
+                0, k + 1, (len(ids),), generator=self._gen, device=self.device
+            )
 
     def _delayed(self, action: torch.Tensor) -> torch.Tensor:
         if self._action_hist.shape[1] == 1:
@@ -174,8 +179,13 @@ class TaskEnv(VecEnv):
         frames = [self.backend.render(cam, ids, im.height, im.width) for cam in im.cameras]
         return torch.cat(frames, dim=-1).permute(0, 3, 1, 2).contiguous().to(self.device)
 
-    def render(self, camera: str = "front", height: int = 240, width: int = 320,
-               ids: torch.Tensor | None = None) -> torch.Tensor:
+    def render(
+        self,
+        camera: str = "front",
+        height: int = 240,
+        width: int = 320,
+        ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """One camera at any size, for videos: uint8 (k, H, W, 3)."""
         return self.backend.render(camera, ids, height, width)
 

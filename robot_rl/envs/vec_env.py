@@ -55,7 +55,7 @@ class VecEnv(ABC):
 
     @abstractmethod
     def reset(self, seed: int | None = None) -> Obs:
-        """Reset every env; with ``seed`` the whole future (resets, randomization, noise) is fixed."""
+        """Reset every env; ``seed`` fixes the whole future (resets, randomization, noise)."""
 
     @abstractmethod
     def step(

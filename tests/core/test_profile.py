@@ -36,10 +36,16 @@ def test_home_pose_puts_the_tcp_above_the_table_pointing_down():
     "body, match",
     [
         ("name: x\nrobot_type: y\ncontrol_rate_hz: 10\n", r"missing \['joints'\]"),
-        ("name: x\nrobot_type: y\ncontrol_rate_hz: 10\njoints:\n"
-         "  - {name: a, lower: 1, upper: 0, velocity: 1, effort: 1}\n", "lower 1 must be < upper 0"),
-        ("name: x\nrobot_type: y\ncontrol_rate_hz: 10\njoints:\n"
-         "  - {name: a, lower: 0, upper: 1, velocity: 1, effort: 1, default: 3}\n", "default 3"),
+        (
+            "name: x\nrobot_type: y\ncontrol_rate_hz: 10\njoints:\n"
+            "  - {name: a, lower: 1, upper: 0, velocity: 1, effort: 1}\n",
+            "lower 1 must be < upper 0",
+        ),
+        (
+            "name: x\nrobot_type: y\ncontrol_rate_hz: 10\njoints:\n"
+            "  - {name: a, lower: 0, upper: 1, velocity: 1, effort: 1, default: 3}\n",
+            "default 3",
+        ),
         ("[unclosed", "not valid YAML"),
         ("- just\n- a list\n", "must be a mapping"),
     ],

@@ -2,8 +2,14 @@ import torch
 
 import robot_rl.envs as E
 
-DR = {"friction": [0.5, 1.5], "mass": [0.7, 1.3], "joint_damping": [0.5, 2.0],
-      "actuator_gain": [0.8, 1.2], "obs_noise_std": 0.01, "action_delay": 2}
+DR = {
+    "friction": [0.5, 1.5],
+    "mass": [0.7, 1.3],
+    "joint_damping": [0.5, 2.0],
+    "actuator_gain": [0.8, 1.2],
+    "obs_noise_std": 0.01,
+    "action_delay": 2,
+}
 
 
 def _rollout(seed: int, steps: int = 60) -> torch.Tensor:

@@ -16,7 +16,7 @@ def test_episode_ends_and_sync_vector_env_runs():
     env = gym.make("robot_rl/ArmReach-v0", episode_length=5)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (40,) and obs.dtype == np.float32
-    for t in range(5):
+    for _t in range(5):
         obs, r, term, trunc, info = env.step(np.zeros(7, dtype=np.float32))
     assert trunc and not term
     assert "reward/reach" in info

@@ -33,13 +33,17 @@ def test_axis_angle_round_trip_including_zero_and_pi():
     v[0] = 0.0
     v[1] = torch.tensor([0.0, 0.0, math.pi - 1e-5], dtype=torch.float64)
     back = matrix_to_axis_angle(axis_angle_to_matrix(v))
-    torch.testing.assert_close(axis_angle_to_matrix(back), axis_angle_to_matrix(v), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        axis_angle_to_matrix(back), axis_angle_to_matrix(v), atol=1e-6, rtol=0
+    )
 
 
 def test_orientation_error_of_a_known_rotation():
     rz = axis_angle_to_matrix(torch.tensor([[0.0, 0.0, 0.3]], dtype=torch.float64))
     eye = torch.eye(3, dtype=torch.float64).unsqueeze(0)
-    torch.testing.assert_close(orientation_error(eye, rz), torch.tensor([[0.0, 0.0, 0.3]], dtype=torch.float64))
+    torch.testing.assert_close(
+        orientation_error(eye, rz), torch.tensor([[0.0, 0.0, 0.3]], dtype=torch.float64)
+    )
 
 
 def test_yaw_quat_matches_matrix():

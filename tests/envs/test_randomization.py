@@ -4,7 +4,12 @@ import robot_rl.envs as E
 
 
 def test_per_env_parameters_drawn_within_ranges_from_nominal():
-    dr = {"friction": [0.5, 1.5], "mass": [0.7, 1.3], "joint_damping": [0.5, 2.0], "actuator_gain": [0.8, 1.2]}
+    dr = {
+        "friction": [0.5, 1.5],
+        "mass": [0.7, 1.3],
+        "joint_damping": [0.5, 2.0],
+        "actuator_gain": [0.8, 1.2],
+    }
     env = E.make("arm_push", 32, seed=0, randomization=dr)
     m = env.backend.model
     for _ in range(3):  # repeated resets scale the nominal value, never drift
@@ -13,7 +18,10 @@ def test_per_env_parameters_drawn_within_ranges_from_nominal():
         ratio = fr / m.geom_friction[m.geom("cube").id, 0]
         assert (ratio >= 0.5 - 1e-9).all() and (ratio <= 1.5 + 1e-9).all()
         assert ratio.std() > 0.1  # differs across envs
-        mass = env.backend.model_field("body_mass")[:, m.body("cube").id] / m.body_mass[m.body("cube").id]
+        mass = (
+            env.backend.model_field("body_mass")[:, m.body("cube").id]
+            / m.body_mass[m.body("cube").id]
+        )
         assert (mass >= 0.7 - 1e-9).all() and (mass <= 1.3 + 1e-9).all() and mass.std() > 0.05
         damp = env.backend.model_field("dof_damping")[:, 0] / m.dof_damping[0]
         assert (damp >= 0.5 - 1e-9).all() and (damp <= 2.0 + 1e-9).all()
@@ -32,7 +40,8 @@ def test_mass_scale_is_exact_when_range_is_a_point():
     m = light.backend.model
     cube = m.body("cube").id
     assert float(heavy.backend.model_field("body_mass")[0, cube]) == 4 * float(
-        light.backend.model_field("body_mass")[0, cube])
+        light.backend.model_field("body_mass")[0, cube]
+    )
 
 
 def test_action_delay_applies_old_actions():

@@ -6,8 +6,12 @@ import robot_rl.envs as E
 
 
 def test_image_observations_from_front_and_wrist_cameras():
-    env = E.make("arm_pick_place", 3, seed=0,
-                 image={"enabled": True, "cameras": ["front", "wrist"], "height": 64, "width": 64})
+    env = E.make(
+        "arm_pick_place",
+        3,
+        seed=0,
+        image={"enabled": True, "cameras": ["front", "wrist"], "height": 64, "width": 64},
+    )
     obs = env.reset(seed=0)
     img = obs["image"]
     assert img.shape == (3, 6, 64, 64) and img.dtype == torch.uint8

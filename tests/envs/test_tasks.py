@@ -20,7 +20,7 @@ def test_task_contract_64_envs_200_steps(task):
     expert = make_expert(task, env, noise=0.05, seed=0)
     gen = torch.Generator().manual_seed(0)
     successes = dones = 0
-    for t in range(200):
+    for _t in range(200):
         # Half the envs follow the expert (so successes happen), half act randomly.
         action = expert.act(obs)
         action[32:] = torch.rand((32, env.action_dim), generator=gen) * 2 - 1
@@ -71,7 +71,7 @@ def test_success_terminates_and_reports_episode_stats():
 def test_truncation_at_time_limit_keeps_final_obs():
     env = E.make("arm_push", 4, seed=0, episode_length=5)
     obs = env.reset(seed=0)
-    for t in range(5):
+    for _t in range(5):
         prev = obs
         obs, _, terminated, truncated, info = env.step(torch.zeros(4, 7))
     assert truncated.all() and not terminated.any()

@@ -53,7 +53,9 @@ class MuJoCoCPUBackend(PhysicsBackend):
         self._batch.step(nstep=nsubsteps, stage=mujoco.mjtStage.mjSTAGE_VEL)
 
     def forward(self, ids: torch.Tensor | None = None) -> None:
-        self._batch.forward(None if ids is None else ids.cpu().numpy(), stage=mujoco.mjtStage.mjSTAGE_VEL)
+        self._batch.forward(
+            None if ids is None else ids.cpu().numpy(), stage=mujoco.mjtStage.mjSTAGE_VEL
+        )
 
     def reset_state(self, ids: torch.Tensor) -> None:
         self._batch.reset(ids.cpu().numpy(), stage=mujoco.mjtStage.mjSTAGE_NONE)
@@ -75,7 +77,10 @@ class MuJoCoCPUBackend(PhysicsBackend):
     def render(
         self, camera: str, ids: torch.Tensor | None, height: int, width: int
     ) -> torch.Tensor:
-        if self._renderer is None or (self._renderer.height, self._renderer.width) != (height, width):
+        if self._renderer is None or (self._renderer.height, self._renderer.width) != (
+            height,
+            width,
+        ):
             if self._renderer is not None:
                 self._renderer.close()
             self._renderer = mujoco.Renderer(self.model, height, width)

@@ -1,6 +1,6 @@
 """Scripted experts that make demonstrations, one per task, registered by task name."""
 
-from robot_rl.envs.experts.base import EXPERTS, Expert, make_expert
 from robot_rl.envs.experts import arm as _arm  # noqa: F401  (registers the arm experts)
+from robot_rl.envs.experts.base import EXPERTS, Expert, make_expert
 
 __all__ = ["EXPERTS", "Expert", "make_expert"]

@@ -27,7 +27,9 @@ class ArmExpert(Expert):
             self.phase[ids] = 0
             self.timer[ids] = 0
 
-    def _to_action(self, target: torch.Tensor, yaw: torch.Tensor, grip: torch.Tensor) -> torch.Tensor:
+    def _to_action(
+        self, target: torch.Tensor, yaw: torch.Tensor, grip: torch.Tensor
+    ) -> torch.Tensor:
         env = self.env
         max_pos, max_rot = env.profile.max_ee_step
         # Gain 0.5: the joint target integrates the command and the arm lags it by about a step,
@@ -51,7 +53,7 @@ class ArmExpert(Expert):
 class ReachExpert(ArmExpert):
     def _clean_action(self, obs: Obs) -> torch.Tensor:
         env = self.env
-        grip = torch.full((env.num_envs,), OPEN, dtype=torch.float64)
+        grip = torch.full((env.num_envs,), OPEN, dtype=torch.float64, device=env.device)
         return self._to_action(env.goal, self._hand_yaw(), grip)
 
 
@@ -90,14 +92,16 @@ class PushExpert(ArmExpert):
         step = dist.clamp(max=0.02)
         push_xy = cube[:, :2] - u * self.CONTACT + u * step - perp * lateral[:, None]
         t2 = torch.cat([push_xy, z_low[:, None]], dim=-1)
-        target = torch.where((self.phase == 0)[:, None], t0, torch.where((self.phase == 1)[:, None], t1, t2))
+        target = torch.where(
+            (self.phase == 0)[:, None], t0, torch.where((self.phase == 1)[:, None], t1, t2)
+        )
         # Phase 0 starting low (after losing the cube): rise first, then travel.
         rising = (self.phase == 0) & (tcp[:, 2] < self.HIGH - 0.02)
         target = torch.where(rising[:, None], torch.cat([tcp[:, :2], z_high[:, None]], -1), target)
         yaw = torch.atan2(u[:, 1], u[:, 0])  # fingers' wide face across the push direction
         hand_yaw = self._hand_yaw()
         yaw = hand_yaw + wrap_to_quarter_turn(yaw - hand_yaw)
-        grip = torch.full((env.num_envs,), CLOSE, dtype=torch.float64)
+        grip = torch.full((env.num_envs,), CLOSE, dtype=torch.float64, device=env.device)
         return self._to_action(target, yaw, grip)
 
 
@@ -130,7 +134,7 @@ class PickPlaceExpert(ArmExpert):
         self._set(((p == 3) | (p == 4) | (p == 5)) & ~held & (self.timer > 3), 0)
         p = self.phase
 
-        up = torch.tensor([0.0, 0.0, self.HOVER], dtype=tcp.dtype)
+        up = torch.tensor([0.0, 0.0, self.HOVER], dtype=tcp.dtype, device=tcp.device)
         targets = torch.stack(
             [
                 cube + up,  # 0

@@ -50,9 +50,13 @@ class ArmTaskConfig(TaskConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.action_mode not in ("ee_delta", "joint_delta"):
-            raise ConfigError(f"action_mode must be 'ee_delta' or 'joint_delta', got {self.action_mode!r}")
+            raise ConfigError(
+                f"action_mode must be 'ee_delta' or 'joint_delta', got {self.action_mode!r}"
+            )
         if any(lo > hi for lo, hi in zip(self.goal_low, self.goal_high)):
-            raise ConfigError(f"goal_low {list(self.goal_low)} must be <= goal_high {list(self.goal_high)}")
+            raise ConfigError(
+                f"goal_low {list(self.goal_low)} must be <= goal_high {list(self.goal_high)}"
+            )
         if self.success_threshold <= 0:
             raise ConfigError(f"success_threshold must be > 0, got {self.success_threshold}")
 
@@ -79,7 +83,9 @@ class ArmEnv(TaskEnv):
         + [f"cube_to_goal.{a}" for a in "xyz"]
     )
 
-    def __init__(self, cfg: ArmTaskConfig, num_envs: int, device: str = "cpu", seed: int | None = None):
+    def __init__(
+        self, cfg: ArmTaskConfig, num_envs: int, device: str = "cpu", seed: int | None = None
+    ):
         self.profile = load_profile(cfg.profile)
         model = mujoco.MjModel.from_xml_path(str(asset_path("sim", cfg.model)))
         backend = BACKENDS[cfg.backend](model, num_envs, num_threads=cfg.num_threads)
@@ -90,15 +96,20 @@ class ArmEnv(TaskEnv):
         self._substeps = max(1, round(dt / model.opt.timestep))
         self.control_dt = self._substeps * model.opt.timestep
         super().__init__(cfg, backend, action_dim=7, seed=seed)
-        names = (["dx", "dy", "dz", "rx", "ry", "rz"] if cfg.action_mode == "ee_delta"
-                 else [f"d_{j}" for j in self.profile.joint_names])
+        names = (
+            ["dx", "dy", "dz", "rx", "ry", "rz"]
+            if cfg.action_mode == "ee_delta"
+            else [f"d_{j}" for j in self.profile.joint_names]
+        )
         self.action_spec = TensorSpec((7,), torch.float32, -1.0, 1.0, names=(*names, "gripper"))
         dev = self.device
         p = self.profile
         self._q_low = torch.tensor(p.limits("lower"), dtype=torch.float64, device=dev)
         self._q_high = torch.tensor(p.limits("upper"), dtype=torch.float64, device=dev)
         self._q_home = torch.tensor(p.limits("default"), dtype=torch.float64, device=dev)
-        self._dq_max = torch.tensor(p.limits("velocity"), dtype=torch.float64, device=dev) * self.control_dt
+        self._dq_max = (
+            torch.tensor(p.limits("velocity"), dtype=torch.float64, device=dev) * self.control_dt
+        )
         self._finger_open = p.gripper.upper
         self._max_pos, self._max_rot = p.max_ee_step
         self._q_des = self._q_home.repeat(num_envs, 1)
@@ -123,7 +134,10 @@ class ArmEnv(TaskEnv):
         self._arm_act = torch.tensor([model.actuator(n).id for n in names])
         self._grip_act = model.actuator("gripper").id
         self._finger_qadr = torch.tensor(
-            [int(model.joint("finger_left").qposadr[0]), int(model.joint("finger_right").qposadr[0])]
+            [
+                int(model.joint("finger_left").qposadr[0]),
+                int(model.joint("finger_right").qposadr[0]),
+            ]
         )
         cube = model.joint("cube")
         self._cube_qadr = int(cube.qposadr[0])
@@ -166,7 +180,9 @@ class ArmEnv(TaskEnv):
     def _uniform(self, k: int, low, high) -> torch.Tensor:
         low = torch.as_tensor(low, dtype=torch.float64, device=self.device)
         high = torch.as_tensor(high, dtype=torch.float64, device=self.device)
-        u = torch.rand((k, *low.shape), generator=self._gen, device=self.device, dtype=torch.float64)
+        u = torch.rand(
+            (k, *low.shape), generator=self._gen, device=self.device, dtype=torch.float64
+        )
         return low + (high - low) * u
 
     def _reset_task(self, ids: torch.Tensor) -> None:
@@ -179,8 +195,8 @@ class ArmEnv(TaskEnv):
         self._q_des[ids] = q
         self._ctrl[ids[:, None], self._arm_act[None]] = q
         self._ctrl[ids, self._grip_act] = self._finger_open
-        half = torch.tensor(cfg.cube_half_range, dtype=torch.float64) * s
-        center = torch.tensor(cfg.cube_center, dtype=torch.float64)
+        half = torch.tensor(cfg.cube_half_range, dtype=torch.float64, device=self.device) * s
+        center = torch.tensor(cfg.cube_center, dtype=torch.float64, device=self.device)
         cube_xy = self._uniform(k, center - half, center + half)
         yaw = self._uniform(k, -cfg.cube_yaw_range * s, cfg.cube_yaw_range * s)
         a = self._cube_qadr
@@ -196,8 +212,8 @@ class ArmEnv(TaskEnv):
         sampling, vectorized (a few rounds suffice; leftovers take the farthest draw)."""
         cfg, k = self.cfg, len(ids)
         s = cfg.randomization.object_pose_scale
-        lo = torch.tensor(cfg.goal_low, dtype=torch.float64)
-        hi = torch.tensor(cfg.goal_high, dtype=torch.float64)
+        lo = torch.tensor(cfg.goal_low, dtype=torch.float64, device=self.device)
+        hi = torch.tensor(cfg.goal_high, dtype=torch.float64, device=self.device)
         mid = (lo + hi) / 2
         lo, hi = mid + (lo - mid) * s, mid + (hi - mid) * s
         best = self._uniform(k, lo, hi)
@@ -264,7 +280,7 @@ def tanh_closeness(dist: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 def down_orientation(yaw: torch.Tensor) -> torch.Tensor:
-    """Gripper pointing down (tool z = −world z) with the hand's x axis at heading ``yaw``: (N,3,3)."""
+    """Gripper pointing down (tool z = −world z), hand x axis at heading ``yaw``: (N, 3, 3)."""
     c, s = torch.cos(yaw), torch.sin(yaw)
     z = torch.zeros_like(c)
     o = torch.ones_like(c)
