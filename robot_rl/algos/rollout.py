@@ -88,8 +88,11 @@ def rollout(
     t = 0
     while stats.episodes < episodes:
         action = controller(obs)
-        step_rec = {"observation.state": obs["state"].cpu(), "action": action.cpu(),
-                    "instruction": obs["instruction"].cpu()}
+        step_rec = {
+            "observation.state": obs["state"].cpu(),
+            "action": action.cpu(),
+            "instruction": obs["instruction"].cpu(),
+        }
         if record_images and "image" in obs:
             step_rec["image"] = obs["image"].cpu()
         obs, reward, terminated, truncated, info = env.step(action)
@@ -105,10 +108,19 @@ def rollout(
             stats.returns.append(float(ep["return"][i]))
             stats.lengths.append(int(ep["length"][i]))
             if on_episode is not None:
-                frames = {k: torch.stack([h[k][i] for h in history[int(start_step[i]) :]])
-                          for k in step_rec}
-                on_episode(i, frames, {"success": stats.successes[-1],
-                                       "return": stats.returns[-1], "length": stats.lengths[-1]})
+                frames = {
+                    k: torch.stack([h[k][i] for h in history[int(start_step[i]) :]])
+                    for k in step_rec
+                }
+                on_episode(
+                    i,
+                    frames,
+                    {
+                        "success": stats.successes[-1],
+                        "return": stats.returns[-1],
+                        "length": stats.lengths[-1],
+                    },
+                )
             if progress is not None:
                 progress(stats.episodes)
             if stats.episodes >= episodes:

@@ -9,8 +9,14 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.progress import TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from robot_rl.cli.compose import compose_config, to_container
 from robot_rl.core import ConfigError
@@ -58,8 +64,12 @@ class EvaluateConfig:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
     )
 
 
@@ -87,36 +97,56 @@ def _print_summary(console: Console, title: str, summary: dict) -> None:
 
 
 def collect_main(args: list[str]) -> int:
-    from robot_rl.algos.rollout import rollout
     from robot_rl.algos.demos import dataset_features, episode_frames
+    from robot_rl.algos.rollout import rollout
     from robot_rl.data import DatasetWriter
 
-    cfg: CollectConfig = build_config(CollectConfig, to_container(compose_config("collect", args)),
-                                      where="collect")
+    cfg: CollectConfig = build_config(
+        CollectConfig, to_container(compose_config("collect", args)), where="collect"
+    )
     if not cfg.out:
         raise ConfigError("collect needs out=DIR (where to write the dataset)")
-    task_cfg, env, expert = _make_env_and_expert(cfg.task, cfg.num_envs, cfg.seed, cfg.noise, cfg.images)
+    task_cfg, env, expert = _make_env_and_expert(
+        cfg.task, cfg.num_envs, cfg.seed, cfg.noise, cfg.images
+    )
     out = Path(cfg.out)
     fps = round(1.0 / env.control_dt)
     features = dataset_features(env)
     if cfg.resume:
         writer = DatasetWriter.open(out)
     else:
-        writer = DatasetWriter.create(out, fps=fps, features=features, robot_type=env.profile.robot_type,
-                                      overwrite=cfg.overwrite)
+        writer = DatasetWriter.create(
+            out,
+            fps=fps,
+            features=features,
+            robot_type=env.profile.robot_type,
+            overwrite=cfg.overwrite,
+        )
     console = Console()
-    console.print(f"collecting {cfg.episodes} episodes of [bold]{task_cfg.name}[/] with the scripted "
-                  f"expert (noise {cfg.noise}) in {cfg.num_envs} parallel envs → {out}")
+    console.print(
+        f"collecting {cfg.episodes} episodes of [bold]{task_cfg.name}[/] with the scripted "
+        f"expert (noise {cfg.noise}) in {cfg.num_envs} parallel envs → {out}"
+    )
 
     def on_episode(i: int, frames: dict[str, torch.Tensor], ep: dict) -> None:
-        writer.add_episode(episode_frames(frames, env), task=task_cfg.instruction,
-                           extras={"success": ep["success"]})
+        writer.add_episode(
+            episode_frames(frames, env),
+            task=task_cfg.instruction,
+            extras={"success": ep["success"]},
+        )
 
     with writer, _progress() as bar:
         job = bar.add_task("episodes", total=cfg.episodes)
-        stats = rollout(env, expert.act, cfg.episodes, seed=cfg.seed, on_reset=expert.reset,
-                        on_episode=on_episode, record_images=cfg.images,
-                        progress=lambda k: bar.update(job, completed=k))
+        stats = rollout(
+            env,
+            expert.act,
+            cfg.episodes,
+            seed=cfg.seed,
+            on_reset=expert.reset,
+            on_episode=on_episode,
+            record_images=cfg.images,
+            progress=lambda k: bar.update(job, completed=k),
+        )
     env.close()
     _print_summary(console, f"expert on {task_cfg.name}", stats.summary())
     console.print(f"dataset: {out}  (inspect: robot-rl dataset info {out})")
@@ -126,8 +156,9 @@ def collect_main(args: list[str]) -> int:
 def evaluate_main(args: list[str]) -> int:
     from robot_rl.algos.rollout import rollout
 
-    cfg: EvaluateConfig = build_config(EvaluateConfig, to_container(compose_config("evaluate", args)),
-                                       where="evaluate")
+    cfg: EvaluateConfig = build_config(
+        EvaluateConfig, to_container(compose_config("evaluate", args)), where="evaluate"
+    )
     task_cfg, env, expert = _make_env_and_expert(cfg.task, cfg.num_envs, cfg.seed, cfg.noise, False)
     if cfg.controller == "random":
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -141,8 +172,14 @@ def evaluate_main(args: list[str]) -> int:
     console = Console()
     with _progress() as bar:
         job = bar.add_task(f"{cfg.controller} on {task_cfg.name}", total=cfg.episodes)
-        stats = rollout(env, controller, cfg.episodes, seed=cfg.seed, on_reset=on_reset,
-                        progress=lambda k: bar.update(job, completed=k))
+        stats = rollout(
+            env,
+            controller,
+            cfg.episodes,
+            seed=cfg.seed,
+            on_reset=on_reset,
+            progress=lambda k: bar.update(job, completed=k),
+        )
     env.close()
     _print_summary(console, f"{cfg.controller} on {task_cfg.name}", stats.summary())
     return 0

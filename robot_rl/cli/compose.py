@@ -24,19 +24,38 @@ def compose_config(command: str, overrides: list[str]) -> DictConfig:
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base=None):
             try:
+                base = compose(config_name=command, overrides=_group_choices(overrides))
+                overrides = [_allow_task_field(o, base) for o in overrides]
                 return compose(config_name=command, overrides=overrides)
             except (HydraException, OmegaConfBaseException) as e:
                 msg = _one_line(e)
                 if msg.startswith("Could not override"):
-                    base = compose(config_name=command)
                     keys = sorted(k for k in base if k != "task")
-                    raise ConfigError(f"{msg} It is not a key of {command}; keys are {keys}, "
-                                      "plus task.<field>") from None
+                    raise ConfigError(
+                        f"{msg} It is not a key of {command}; keys are {keys}, plus task.<field>"
+                    ) from None
                 if isinstance(e, OverrideParseException):
                     msg = f"cannot parse overrides {overrides}: {msg}"
                 raise ConfigError(msg) from None
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(_one_line(e)) from None
+
+
+def _group_choices(overrides: list[str]) -> list[str]:
+    return [o for o in overrides if o.split("=", 1)[0] in ("task",)]
+
+
+def _allow_task_field(override: str, base: DictConfig) -> str:
+    """A task file sets only what differs from the task's typed defaults, so ``task.image.height``
+    may be absent from the composed config; add it (Hydra's ``+``) and let the typed task config
+    reject keys that really do not exist, naming them."""
+    key = override.split("=", 1)[0]
+    if key.startswith("task.") and OmegaConf.select(base, key, default=_MISSING) is _MISSING:
+        return "+" + override
+    return override
+
+
+_MISSING = object()
 
 
 def _one_line(e: Exception) -> str:

@@ -28,5 +28,8 @@ def main(args: list[str]) -> int:
     warnings = validate_dataset(root)
     for w in warnings:
         console.print(f"[yellow]warning[/]: {w}")
-    console.print(f"[green]ok[/]: {root} is a valid dataset" + (f" ({len(warnings)} warnings)" if warnings else ""))
+    console.print(
+        f"[green]ok[/]: {root} is a valid dataset"
+        + (f" ({len(warnings)} warnings)" if warnings else "")
+    )
     return 0

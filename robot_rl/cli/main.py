@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = _commands()
     name, rest = args[0], args[1:]
     if name not in commands:
-        print(f"robot-rl: unknown command {name!r}; commands are {sorted(commands)}", file=sys.stderr)
+        print(
+            f"robot-rl: unknown command {name!r}; commands are {sorted(commands)}", file=sys.stderr
+        )
         return 2
     try:
         return commands[name](rest)
