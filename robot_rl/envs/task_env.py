@@ -12,6 +12,7 @@ from abc import abstractmethod
 
 import torch
 
+from robot_rl.core.threads import torch_threads
 from robot_rl.envs.backends import PhysicsBackend
 from robot_rl.envs.config import TaskConfig
 from robot_rl.envs.randomization import DomainRandomizer
@@ -86,12 +87,27 @@ class TaskEnv(VecEnv):
 
     # ----------------------------------------------------------------- the loop
     def reset(self, seed: int | None = None) -> Obs:
+        with self._threads():
+            return self._reset_all(seed)
+
+    def step(
+        self, action: torch.Tensor
+    ) -> tuple[Obs, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        with self._threads():
+            return self._step(action)
+
+    def _threads(self):
+        # Small batched math on CPU runs best on one torch thread (see core/threads.py); the
+        # parallelism is the simulator's thread pool and the batch dimension.
+        return torch_threads(1 if self.device.type == "cpu" else torch.get_num_threads())
+
+    def _reset_all(self, seed: int | None) -> Obs:
         if seed is not None:
             self._gen.manual_seed(seed)
         self._reset_ids(self._all)
         return self._observe()
 
-    def step(
+    def _step(
         self, action: torch.Tensor
     ) -> tuple[Obs, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         if action.shape != (self.num_envs, self.action_dim):

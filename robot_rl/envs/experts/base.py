@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 import torch
 
 from robot_rl.core import ConfigError, Registry
+from robot_rl.core.threads import torch_threads
 from robot_rl.envs.vec_env import Obs, VecEnv
 
 
@@ -43,6 +44,10 @@ class Expert(ABC):
 
     def act(self, obs: Obs) -> torch.Tensor:
         """Action for every env, (N, action_dim) float32 in [-1, 1]."""
+        with torch_threads(1 if self.env.device.type == "cpu" else torch.get_num_threads()):
+            return self._act(obs)
+
+    def _act(self, obs: Obs) -> torch.Tensor:
         a = self._clean_action(obs).to(torch.float32)
         if self.noise > 0:
             n, d = a.shape
