@@ -23,6 +23,24 @@ def dls_step(jac: torch.Tensor, err: torch.Tensor, damping: float) -> torch.Tens
     return (jac.transpose(1, 2) @ y).squeeze(-1)
 
 
+def hinge_jacobian(axes: torch.Tensor, anchors: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+    """Geometric Jacobian of a world point moved by a chain of hinge joints.
+
+    Column j is (a_j × (p − o_j), a_j) for joint axis a_j through anchor o_j (Siciliano et al.,
+    Robotics, §3.1.3). Cheaper than asking the simulator, which recomputes kinematics per env.
+
+    Args:
+        axes: Shape ``(N, n, 3)`` world joint axes (MuJoCo ``xaxis``).
+        anchors: Shape ``(N, n, 3)`` world joint anchors (MuJoCo ``xanchor``).
+        point: Shape ``(N, 3)``.
+
+    Returns:
+        Shape ``(N, 6, n)``: linear rows then angular rows.
+    """
+    lin = torch.linalg.cross(axes, point.unsqueeze(1) - anchors, dim=-1)
+    return torch.cat([lin, axes], dim=-1).transpose(1, 2)
+
+
 def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
     """Rodrigues' formula. ``rotvec`` (N, 3) ⇒ rotation matrices (N, 3, 3); safe at zero angle."""
     theta = rotvec.norm(dim=-1, keepdim=True)

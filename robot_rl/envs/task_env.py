@@ -71,8 +71,8 @@ class TaskEnv(VecEnv):
         """State observation without noise, (N, state_dim) float32."""
 
     @abstractmethod
-    def _reward_terms(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Unweighted reward terms, each (N,) float32."""
+    def _reward_terms(self, action: torch.Tensor, success: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Unweighted reward terms, each (N,) float32; ``success`` is this step's ``_success()``."""
 
     @abstractmethod
     def _success(self) -> torch.Tensor:
@@ -126,12 +126,12 @@ class TaskEnv(VecEnv):
         self._after_physics()
         self.episode_step += 1
 
-        terms = self._reward_terms(applied)
+        success = self._success()
+        terms = self._reward_terms(applied, success)
         weights = self.cfg.reward_weights
         reward = torch.zeros(self.num_envs, device=self.device)
         for name, value in terms.items():
             reward += weights.get(name, 0.0) * value
-        success = self._success()
         terminated = self._failure()
         if self.cfg.terminate_on_success:
             terminated = terminated | success

@@ -17,7 +17,7 @@ import torch
 from robot_rl.core import ConfigError, asset_path, load_profile
 from robot_rl.envs.backends import BACKENDS
 from robot_rl.envs.config import TaskConfig
-from robot_rl.envs.ik import dls_step, quat_to_matrix, yaw_quat
+from robot_rl.envs.ik import dls_step, hinge_jacobian, quat_to_matrix, yaw_quat
 from robot_rl.envs.task_env import TaskEnv
 from robot_rl.envs.vec_env import TensorSpec
 
@@ -120,6 +120,8 @@ class ArmEnv(TaskEnv):
         self._mocap = backend.state("mocap_pos")
         self._site_xpos = backend.output("site_xpos")
         self._site_xmat = backend.output("site_xmat")
+        self._xaxis = backend.output("xaxis")
+        self._xanchor = backend.output("xanchor")
         self._prev_action = torch.zeros(num_envs, 7, device=dev)
         self._action_rate = torch.zeros(num_envs, device=dev)
 
@@ -132,6 +134,9 @@ class ArmEnv(TaskEnv):
         self._arm_qadr = torch.tensor([int(j.qposadr[0]) for j in jnt])
         self._arm_dadr = torch.tensor([int(j.dofadr[0]) for j in jnt])
         self._arm_act = torch.tensor([model.actuator(n).id for n in names])
+        self._arm_jnt = torch.tensor([j.id for j in jnt])
+        if any(int(j.type[0]) != mujoco.mjtJoint.mjJNT_HINGE for j in jnt):
+            raise ConfigError("arm tasks expect hinge joints for every profile joint")
         self._grip_act = model.actuator("gripper").id
         self._finger_qadr = torch.tensor(
             [
@@ -234,7 +239,9 @@ class ArmEnv(TaskEnv):
         q = self._qpos[:, self._arm_qadr]
         if self.cfg.action_mode == "ee_delta":
             err = torch.cat([a[:, :3] * self._max_pos, a[:, 3:6] * self._max_rot], dim=-1)
-            jac = self.backend.site_jacobian(self._tcp)[:, :, self._arm_dadr]
+            jac = hinge_jacobian(
+                self._xaxis[:, self._arm_jnt], self._xanchor[:, self._arm_jnt], self.tcp_pos
+            )
             dq = dls_step(jac, err, self.cfg.ik_damping)
         else:
             dq = a[:, :6] * self.cfg.max_joint_step
@@ -269,9 +276,9 @@ class ArmEnv(TaskEnv):
         # The cube left the table (fell off the edge).
         return self.cube_pos[:, 2] < -0.05
 
-    def _common_terms(self) -> dict[str, torch.Tensor]:
+    def _common_terms(self, success: torch.Tensor) -> dict[str, torch.Tensor]:
         """Terms every arm task logs: ``success`` (1 on success) and ``action_rate`` (−‖Δa‖²)."""
-        return {"success": self._success().float(), "action_rate": -self._action_rate}
+        return {"success": success.float(), "action_rate": -self._action_rate}
 
 
 def tanh_closeness(dist: torch.Tensor, scale: float) -> torch.Tensor:

@@ -12,9 +12,9 @@ from robot_rl.envs.tasks.arm.base import CUBE_HALF, ArmEnv, ArmTaskConfig, tanh_
 class ArmReach(ArmEnv):
     """Move the tool centre point to a goal point in the air."""
 
-    def _reward_terms(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _reward_terms(self, action: torch.Tensor, success: torch.Tensor) -> dict[str, torch.Tensor]:
         dist = (self.tcp_pos - self.goal).norm(dim=-1)
-        return {"reach": tanh_closeness(dist, 0.1), **self._common_terms()}
+        return {"reach": tanh_closeness(dist, 0.1), **self._common_terms(success)}
 
     def _success(self) -> torch.Tensor:
         return (self.tcp_pos - self.goal).norm(dim=-1) < self.cfg.success_threshold
@@ -24,13 +24,13 @@ class ArmReach(ArmEnv):
 class ArmPush(ArmEnv):
     """Push the cube (without lifting it) into a goal region on the table."""
 
-    def _reward_terms(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _reward_terms(self, action: torch.Tensor, success: torch.Tensor) -> dict[str, torch.Tensor]:
         tcp_cube = (self.tcp_pos - self.cube_pos).norm(dim=-1)
         cube_goal = (self.cube_pos[:, :2] - self.goal[:, :2]).norm(dim=-1)
         return {
             "reach_cube": tanh_closeness(tcp_cube, 0.05),
             "cube_to_goal": tanh_closeness(cube_goal, 0.1),
-            **self._common_terms(),
+            **self._common_terms(success),
         }
 
     def _success(self) -> torch.Tensor:
@@ -49,7 +49,7 @@ class ArmPickPlace(ArmEnv):
         closed_on_cube = (self.gripper_opening - 2 * CUBE_HALF).abs() < 0.006
         return near & closed_on_cube
 
-    def _reward_terms(self, action: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _reward_terms(self, action: torch.Tensor, success: torch.Tensor) -> dict[str, torch.Tensor]:
         tcp_cube = (self.tcp_pos - self.cube_pos).norm(dim=-1)
         cube_goal = (self.cube_pos - self.goal).norm(dim=-1)
         grasped = self.grasped().float()
@@ -59,7 +59,7 @@ class ArmPickPlace(ArmEnv):
             "grasp": grasped,
             "lift": grasped * lift,
             "cube_to_goal": tanh_closeness(cube_goal, 0.1),
-            **self._common_terms(),
+            **self._common_terms(success),
         }
 
     def _success(self) -> torch.Tensor:
