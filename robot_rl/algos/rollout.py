@@ -79,6 +79,8 @@ def rollout(
     """
     n = env.num_envs
     obs = env.reset(seed=seed)
+    if on_reset is not None:
+        on_reset(torch.arange(n, device=env.device))
     recording = torch.zeros(n, dtype=torch.bool)
     started = min(n, episodes)
     recording[:started] = True

@@ -96,6 +96,20 @@ def _print_summary(console: Console, title: str, summary: dict) -> None:
     print(json.dumps({"summary": summary}))
 
 
+def _check_resumable(writer, features: dict, fps: int) -> None:
+    """The episodes to append must have the dataset's rate and features."""
+    if writer.fps != fps:
+        raise ConfigError(
+            f"resume: dataset {writer.root} is at {writer.fps} fps, this task at {fps}"
+        )
+    have = {k: tuple(f.shape) for k, f in writer.features.items()}
+    want = {k: tuple(f.shape) for k, f in features.items()}
+    if have != want:
+        raise ConfigError(
+            f"resume: dataset {writer.root} has features {have}, this task produces {want}"
+        )
+
+
 def collect_main(args: list[str]) -> int:
     from robot_rl.algos.demos import dataset_features, episode_frames
     from robot_rl.algos.rollout import rollout
@@ -106,15 +120,24 @@ def collect_main(args: list[str]) -> int:
     )
     if not cfg.out:
         raise ConfigError("collect needs out=DIR (where to write the dataset)")
-    task_cfg, env, expert = _make_env_and_expert(
-        cfg.task, cfg.num_envs, cfg.seed, cfg.noise, cfg.images
-    )
     out = Path(cfg.out)
-    fps = round(1.0 / env.control_dt)
-    features = dataset_features(env)
-    if cfg.resume:
-        writer = DatasetWriter.open(out)
-    else:
+    writer = DatasetWriter.open(out) if cfg.resume else None
+    # A resumed run continues with a fresh seed: the same seed would replay (and so duplicate) the
+    # episodes already in the dataset.
+    seed = cfg.seed + (writer.num_episodes if writer is not None else 0)
+    try:
+        task_cfg, env, expert = _make_env_and_expert(
+            cfg.task, cfg.num_envs, seed, cfg.noise, cfg.images
+        )
+        features = dataset_features(env)
+        fps = round(1.0 / env.control_dt)
+        if writer is not None:
+            _check_resumable(writer, features, fps)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
+    if writer is None:
         writer = DatasetWriter.create(
             out,
             fps=fps,
@@ -141,10 +164,10 @@ def collect_main(args: list[str]) -> int:
             env,
             expert.act,
             cfg.episodes,
-            seed=cfg.seed,
+            seed=seed,
             on_reset=expert.reset,
             on_episode=on_episode,
-            record_images=cfg.images,
+            record_images=task_cfg.image.enabled,
             progress=lambda k: bar.update(job, completed=k),
         )
     env.close()

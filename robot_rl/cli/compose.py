@@ -21,6 +21,10 @@ def compose_config(command: str, overrides: list[str]) -> DictConfig:
     for o in overrides:
         if "=" not in o:
             raise ConfigError(f"argument {o!r} is not a key=value override")
+        key, value = o.split("=", 1)
+        if key in ("task",) and (not value or value == "null" or value.startswith("[")):
+            raise ConfigError(f"{key}= takes one name, got {value!r}")
+    base: DictConfig | None = None
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base=None):
             try:
@@ -29,7 +33,7 @@ def compose_config(command: str, overrides: list[str]) -> DictConfig:
                 return compose(config_name=command, overrides=overrides)
             except (HydraException, OmegaConfBaseException) as e:
                 msg = _one_line(e)
-                if msg.startswith("Could not override"):
+                if msg.startswith("Could not override") and base is not None:
                     keys = sorted(k for k in base if k != "task")
                     raise ConfigError(
                         f"{msg} It is not a key of {command}; keys are {keys}, plus task.<field>"

@@ -59,8 +59,9 @@ class GymTaskEnv(gym.Env):
             "is_success": bool(info["success"][0]),
             **{f"reward/{k}": float(v[0]) for k, v in info["reward_terms"].items()},
         }
-        # The VecEnv already auto-reset; gymnasium expects the final observation here and a reset()
-        # call next, which then simply returns the already reset state.
+        # The VecEnv already auto-reset; gymnasium expects the final observation here. The reset()
+        # gymnasium calls next draws a fresh episode again (an extra reset, not a wrong one), and
+        # render() between the two shows the new episode's first frame.
         final = info["final_obs"]
         return (
             self._convert(final),

@@ -8,6 +8,7 @@ directly, only the :class:`PhysicsBackend` interface.
 
 from __future__ import annotations
 
+import secrets
 from abc import abstractmethod
 
 import torch
@@ -37,7 +38,8 @@ class TaskEnv(VecEnv):
         n, dev = self.num_envs, self.device
         self.action_spec = TensorSpec((action_dim,), torch.float32, -1.0, 1.0)
         self._gen = torch.Generator(device=dev)
-        self._gen.manual_seed(seed if seed is not None else int(torch.seed() % 2**62))
+        # No seed: a random one, without touching (reseeding) torch's global generator.
+        self._gen.manual_seed(seed if seed is not None else secrets.randbits(62))
         self.randomizer = DomainRandomizer(cfg.randomization, backend, self._gen)
         k = cfg.randomization.action_delay
         self._action_hist = torch.zeros(n, k + 1, action_dim, device=dev)
@@ -81,6 +83,10 @@ class TaskEnv(VecEnv):
     def _failure(self) -> torch.Tensor:
         """(N,) bool: an unrecoverable state (e.g. object off the table); ends the episode."""
         return torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+
+    def _neutral_action(self) -> torch.Tensor:
+        """(action_dim,) action a delayed env applies before its first real one."""
+        return torch.zeros(self.action_dim, device=self.device)
 
     def _after_physics(self) -> None:  # noqa: B027 - optional hook
         """Refresh per-step caches after the backend stepped or reset."""
@@ -153,7 +159,10 @@ class TaskEnv(VecEnv):
         if done.any():
             ids = done.nonzero().flatten()
             self._reset_ids(ids)
-            obs = self._observe()
+            fresh = self._observe()
+            # Only finished envs take the new episode's observation; the others keep theirs
+            # (same noise draw as in final_obs).
+            obs = {k: torch.where(_rows(done, v), fresh[k], v) for k, v in obs.items()}
         return obs, reward, terminated, truncated, info
 
     def _reset_ids(self, ids: torch.Tensor) -> None:
@@ -164,7 +173,7 @@ class TaskEnv(VecEnv):
         self._after_physics()
         self.episode_step[ids] = 0
         self.episode_return[ids] = 0.0
-        self._action_hist[ids] = 0.0
+        self._action_hist[ids] = self._neutral_action()
         k = self.cfg.randomization.action_delay
         if k:
             self._delay[ids] = torch.randint(
@@ -211,3 +220,8 @@ class TaskEnv(VecEnv):
 
     def close(self) -> None:
         self.backend.close()
+
+
+def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(N,) bool ⇒ broadcastable against ``like`` (N, ...)."""
+    return mask.view(-1, *([1] * (like.dim() - 1)))

@@ -55,6 +55,8 @@ def test_evaluate_random_controller_rarely_succeeds(capsys):
         (["evaluate", "task.action_mode=cartesian"], "action_mode"),
         (["evaluate", "controller=human"], "controller"),
         (["evaluate", "+foo=1"], "foo"),
+        (["evaluate", "task=null"], "takes one name"),
+        (["evaluate", "task=[arm_push,arm_reach]"], "takes one name"),
         (["evaluate", "episodes=[1"], "cannot parse"),
         (["evaluate", "positional"], "key=value"),
         (["collect", "task=arm_push"], "out=DIR"),

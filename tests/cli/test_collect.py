@@ -87,23 +87,33 @@ def test_validate_ok_then_truncated_parquet_fails_with_one_line(push_dataset, tm
     assert str(data_file.relative_to(ds)) in err
 
 
-def test_collect_refuses_to_overwrite_and_resume_appends(push_dataset, capsys):
+def test_collect_refuses_to_overwrite_and_resume_appends_new_episodes(push_dataset, capsys):
     assert main(["collect", "task=arm_push", "episodes=2", f"out={push_dataset}"]) == 2
     assert "exist" in capsys.readouterr().err
+    # Same seed as the original run: resuming must not replay (duplicate) its episodes.
+    args = ["collect", "task=arm_push", "episodes=3", "num_envs=3", "seed=3", "noise=0.2"]
+    assert main([*args, f"out={push_dataset}", "resume=true"]) == 0
+    ds = LeRobotDataset(push_dataset)
+    assert ds.num_episodes == 15
+    firsts = {ds.episode(i)["action"][0].tobytes() for i in range(12)}
+    assert all(ds.episode(i)["action"][0].tobytes() not in firsts for i in range(12, 15))
+    # A task with other features cannot be appended.
     assert (
         main(
             [
                 "collect",
                 "task=arm_push",
-                "episodes=3",
-                "num_envs=3",
-                "seed=9",
+                "episodes=1",
+                "images=true",
+                "task.image.height=32",
+                "task.image.width=32",
                 f"out={push_dataset}",
                 "resume=true",
             ]
         )
-        == 0
+        == 2
     )
+    assert "features" in capsys.readouterr().err
     assert LeRobotDataset(push_dataset).num_episodes == 15
 
 

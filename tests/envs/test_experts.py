@@ -26,3 +26,11 @@ def test_noisy_expert_is_imperfect_but_useful():
     # Slower (longer episodes) yet still mostly successful: realistic demonstrations.
     assert noisy.summary()["mean_length"] > 1.1 * clean.summary()["mean_length"]
     assert noisy.success_rate > 0.5
+
+
+def test_expert_refuses_joint_delta_action_mode():
+    from robot_rl.core import ConfigError
+
+    env = E.make("arm_reach", 2, action_mode="joint_delta")
+    with pytest.raises(ConfigError, match="ee_delta"):
+        make_expert("arm_reach", env)

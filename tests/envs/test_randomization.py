@@ -51,17 +51,25 @@ def test_action_delay_applies_old_actions():
     assert set(delays.tolist()) <= {0, 1, 2, 3} and len(set(delays.tolist())) > 1
     first = torch.rand(64, 7)
     applied = env._delayed(first)
-    # Envs with delay 0 apply it now; the others still apply the zero action of the reset.
+    # Envs with delay 0 apply it now; the others still apply the neutral action of the reset
+    # (hold still, gripper open).
     assert torch.equal(applied[delays == 0], first[delays == 0])
-    assert (applied[delays > 0] == 0).all()
+    neutral = torch.tensor([0, 0, 0, 0, 0, 0, -1.0])
+    assert (applied[delays > 0] == neutral).all()
 
 
-def test_object_pose_scale_zero_gives_nominal_poses():
+def test_object_pose_scale_zero_gives_nominal_cube_and_goal_still_apart():
     env = E.make("arm_push", 16, seed=0, randomization={"object_pose_scale": 0.0})
     env.reset(seed=0)
     cube = env.cube_pos
     assert torch.allclose(cube[:, 0], torch.full((16,), 0.5, dtype=torch.float64))
     assert torch.allclose(cube[:, 1], torch.zeros(16, dtype=torch.float64))
+    # The goal box collapses onto the cube too; goals are pushed out to min_goal_distance, so no
+    # episode starts solved.
+    dist = (env.goal[:, :2] - cube[:, :2]).norm(dim=-1)
+    assert (dist >= env.cfg.min_goal_distance - 1e-9).all()
+    _, _, terminated, _, info = env.step(torch.zeros(16, 7))
+    assert not info["success"].any()
 
 
 def test_observation_noise():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from robot_rl.core import ConfigError
 from robot_rl.envs.experts.base import EXPERTS, Expert
 from robot_rl.envs.ik import orientation_error, yaw_of
 from robot_rl.envs.tasks.arm.base import CUBE_HALF, ArmEnv, down_orientation, wrap_to_quarter_turn
@@ -17,6 +18,14 @@ class ArmExpert(Expert):
 
     env: ArmEnv
     GAIN = 0.5
+
+    def __init__(self, env: ArmEnv, noise: float = 0.0, seed: int | None = None):
+        if env.cfg.action_mode != "ee_delta":
+            raise ConfigError(
+                f"the arm experts act in end-effector space; task action_mode is "
+                f"{env.cfg.action_mode!r}, expected 'ee_delta'"
+            )
+        super().__init__(env, noise=noise, seed=seed)
 
     def reset(self, ids: torch.Tensor | None = None) -> None:
         n = self.env.num_envs

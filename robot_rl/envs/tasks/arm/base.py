@@ -232,6 +232,18 @@ class ArmEnv(TaskEnv):
             better = ~ok & (d > best_d)
             best = torch.where(better[:, None], cand, best)
             best_d = torch.where(better, d, best_d)
+        # Still too close (e.g. object_pose_scale shrank both boxes onto each other): push the goal
+        # out to min_goal_distance along cube→goal, or along a random heading if they coincide.
+        short = best_d < cfg.min_goal_distance
+        if bool(short.any()):
+            away = best[:, :2] - cube_xy
+            heading = self._uniform(k, -math.pi, math.pi)
+            rand_dir = torch.stack([torch.cos(heading), torch.sin(heading)], dim=-1)
+            away = torch.where((best_d < 1e-6)[:, None], rand_dir, away)
+            away = away / away.norm(dim=-1, keepdim=True)
+            pushed = cube_xy + away * cfg.min_goal_distance
+            best = best.clone()
+            best[:, :2] = torch.where(short[:, None], pushed, best[:, :2])
         return best
 
     def _apply_action(self, action: torch.Tensor) -> None:
@@ -271,6 +283,12 @@ class ArmEnv(TaskEnv):
             goal - cube,
         ]
         return torch.cat(parts, dim=-1).to(torch.float32)
+
+    def _neutral_action(self) -> torch.Tensor:
+        # Hold still with the gripper open (−1), not half closed (0).
+        a = torch.zeros(7, device=self.device)
+        a[6] = -1.0
+        return a
 
     def _failure(self) -> torch.Tensor:
         # The cube left the table (fell off the edge).
