@@ -141,7 +141,7 @@ def rollout(
         # Drop history no recording env still needs.
         live = start_step[recording]
         oldest = int(live.min()) if len(live) else t
-        if oldest > 0 and oldest >= 64:
+        if oldest >= 64:
             history = history[oldest:]
             start_step -= oldest
             t -= oldest

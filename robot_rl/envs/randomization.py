@@ -5,11 +5,27 @@ Every draw scales the *nominal* value (kept at construction), so repeated resets
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import mujoco
 import torch
 
 from robot_rl.envs.backends import PhysicsBackend
 from robot_rl.envs.config import RandomizationConfig
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One randomized model field: rows (and optionally one column) scaled from nominal."""
+
+    field: str
+    scale_range: tuple[float, float]
+    rows: torch.Tensor
+    col: int | None
+    nominal: torch.Tensor
+    """Per-row values of env 0 at construction, shape of the field without the env dim."""
+    same_as: str | None
+    """Reuse the draw of this field (inertia follows mass, −kp follows kp)."""
 
 
 class DomainRandomizer:
@@ -20,7 +36,7 @@ class DomainRandomizer:
         self.backend = backend
         self.gen = gen
         m = backend.model
-        self._terms: list[tuple[str, tuple[float, float], torch.Tensor, torch.Tensor]] = []
+        self._terms: list[_Term] = []
         colliding = torch.from_numpy((m.geom_contype | m.geom_conaffinity) != 0)
         if tuple(cfg.friction) != (1.0, 1.0):
             # column 0 = sliding friction, only of geoms that can touch anything
@@ -39,28 +55,27 @@ class DomainRandomizer:
             # position servo: force = kp·ctrl − kp·q − kv·q̇ ⇒ gainprm[0] = kp, biasprm[1] = −kp
             self._add("actuator_gainprm", cfg.actuator_gain, pos, 0)
             self._add("actuator_biasprm", cfg.actuator_gain, pos, 1, same_as="actuator_gainprm")
-        self._needs_const = any(t[0] in ("body_mass", "body_inertia") for t in self._terms)
+        self._needs_const = any(t.field in ("body_mass", "body_inertia") for t in self._terms)
 
     def _add(
         self, field: str, rng, rows: torch.Tensor, col: int | None, same_as: str | None = None
-    ):
-        values = self.backend.model_field(field)
-        nominal = values[0].clone()
-        self._terms.append((field, tuple(rng), rows, col, nominal, same_as))
-
-    @property
-    def active(self) -> bool:
-        return bool(self._terms)
+    ) -> None:
+        nominal = self.backend.model_field(field)[0].clone()
+        self._terms.append(
+            _Term(field, (float(rng[0]), float(rng[1])), rows, col, nominal, same_as)
+        )
 
     def apply(self, ids: torch.Tensor) -> None:
         """Draw new parameters for envs ``ids`` (k,)."""
         if not self._terms:
             return
         draws: dict[str, torch.Tensor] = {}
-        for field, (lo, hi), rows, col, nominal, same_as in self._terms:
-            if same_as is not None:
-                scale = draws[same_as]
+        for term in self._terms:
+            field, rows, col, nominal = term.field, term.rows, term.col, term.nominal
+            if term.same_as is not None:
+                scale = draws[term.same_as]
             else:
+                lo, hi = term.scale_range
                 u = torch.rand((len(ids), len(rows)), generator=self.gen, device=ids.device)
                 scale = (lo + (hi - lo) * u).to(torch.float64).cpu()
                 draws[field] = scale
