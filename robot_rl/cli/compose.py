@@ -22,21 +22,22 @@ def compose_config(command: str, overrides: list[str]) -> DictConfig:
         if "=" not in o:
             raise ConfigError(f"argument {o!r} is not a key=value override")
         key, value = o.split("=", 1)
-        if key in ("task",) and (not value or value == "null" or value.startswith("[")):
+        if key in GROUPS and (not value or value == "null" or value.startswith("[")):
             raise ConfigError(f"{key}= takes one name, got {value!r}")
     base: DictConfig | None = None
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base=None):
             try:
                 base = compose(config_name=command, overrides=_group_choices(overrides))
-                overrides = [_allow_task_field(o, base) for o in overrides]
+                overrides = [_allow_group_field(o, base) for o in overrides]
                 return compose(config_name=command, overrides=overrides)
             except (HydraException, OmegaConfBaseException) as e:
                 msg = _one_line(e)
                 if msg.startswith("Could not override") and base is not None:
-                    keys = sorted(k for k in base if k != "task")
+                    keys = sorted(k for k in base if k not in GROUPS)
+                    groups = [f"{g}.<field>" for g in GROUPS if g in base]
                     raise ConfigError(
-                        f"{msg} It is not a key of {command}; keys are {keys}, plus task.<field>"
+                        f"{msg} It is not a key of {command}; keys are {keys}, plus {groups}"
                     ) from None
                 if isinstance(e, OverrideParseException):
                     msg = f"cannot parse overrides {overrides}: {msg}"
@@ -45,16 +46,20 @@ def compose_config(command: str, overrides: list[str]) -> DictConfig:
         raise ConfigError(_one_line(e)) from None
 
 
+GROUPS = ("task", "policy", "algo")
+
+
 def _group_choices(overrides: list[str]) -> list[str]:
-    return [o for o in overrides if o.split("=", 1)[0] in ("task",)]
+    return [o for o in overrides if o.split("=", 1)[0] in GROUPS]
 
 
-def _allow_task_field(override: str, base: DictConfig) -> str:
-    """A task file sets only what differs from the task's typed defaults, so ``task.image.height``
-    may be absent from the composed config; add it (Hydra's ``+``) and let the typed task config
-    reject keys that really do not exist, naming them."""
+def _allow_group_field(override: str, base: DictConfig) -> str:
+    """A group file (task, policy, algo) sets only what differs from its typed defaults, so
+    ``task.image.height`` may be absent from the composed config; add it (Hydra's ``+``) and let
+    the typed config reject keys that really do not exist, naming them."""
     key = override.split("=", 1)[0]
-    if key.startswith("task.") and OmegaConf.select(base, key, default=_MISSING) is _MISSING:
+    group = key.split(".", 1)[0]
+    if group in GROUPS and "." in key and OmegaConf.select(base, key, default=_MISSING) is _MISSING:
         return "+" + override
     return override
 

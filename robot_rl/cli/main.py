@@ -14,18 +14,25 @@ commands:
   collect   task=... episodes=N out=DIR [noise=.. images=true]   record expert demonstrations
   evaluate  task=... controller=expert|random episodes=N          success rate with 95% CI
   dataset   info|validate DIR   summarize / check a dataset
+  train     bc task=... policy=diffusion|flow dataset=DIR      behaviour cloning
+  eval      checkpoint=DIR episodes=N                          evaluate a policy: report + video
+  pipeline  [task=... policy=...]                              collect → train → eval → runs/<name>/
 
 Overrides use Hydra syntax, e.g. task=arm_pick_place task.randomization.friction=[0.5,1.5]."""
 
 
 def _commands() -> dict[str, Callable[[list[str]], int]]:
-    from robot_rl.cli import collect, dataset, tasks
+    from robot_rl.cli import collect, dataset, pipeline, tasks, train
+    from robot_rl.cli import eval as eval_cmd
 
     return {
         "tasks": tasks.main,
         "collect": collect.collect_main,
         "evaluate": collect.evaluate_main,
         "dataset": dataset.main,
+        "train": train.main,
+        "eval": eval_cmd.main,
+        "pipeline": pipeline.main,
     }
 
 

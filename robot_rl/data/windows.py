@@ -82,8 +82,24 @@ class WindowDataset(Dataset):
         self._start = torch.from_numpy(ranges[:, 0].astype(np.int64))
         self._end = torch.from_numpy(ranges[:, 1].astype(np.int64))
         self._episode = torch.repeat_interleave(torch.arange(len(ranges)), self._end - self._start)
+        for k, v in {**self._obs, action_key: self._action}.items():
+            self._check_finite(k, v)
         self._cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._cache_bytes, self._cache_limit = 0, cache_mb * MB
+
+    def _check_finite(self, key: str, values: torch.Tensor) -> None:
+        """One NaN in a training window poisons every weight it reaches: refuse the dataset."""
+        if not values.is_floating_point():
+            return
+        bad = ~torch.isfinite(values.reshape(len(values), -1)).all(dim=1)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            e = int(self._episode[i])
+            raise DatasetError(
+                f"{self.ds.root}: {key!r} has non-finite values (NaN/inf) in {int(bad.sum())} "
+                f"frames, first in episode {e} frame {i - int(self._start[e])}; "
+                f"drop or repair those episodes before training"
+            )
 
     def __len__(self) -> int:
         return len(self._episode)

@@ -1,0 +1,115 @@
+"""Behaviour-cloning data: one or several LeRobot datasets as one stream of training windows.
+
+Several datasets (e.g. one per task) train one instruction-conditioned policy: their instruction
+strings are merged into one list (the policy's ``instructions``) and each dataset's ``task_index``
+is remapped into it; their stats are merged as if computed over all frames at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robot_rl.core.errors import DatasetError
+from robot_rl.data import LeRobotDataset, WindowDataset
+from robot_rl.data.stats import aggregate
+from robot_rl.policies.observations import ACTION, IMAGE_PREFIX, STATE
+
+
+class BCData:
+    """Training windows drawn from ``roots``.
+
+    Args:
+        roots: dataset directories.
+        obs_horizon: ``To`` observation frames per sample.
+        horizon: ``T`` actions per sample.
+        cameras: camera names to read (``observation.images.<cam>``); ``None`` = every camera
+            the first dataset has.
+    """
+
+    def __init__(
+        self,
+        roots: Sequence[str | Path],
+        obs_horizon: int,
+        horizon: int,
+        cameras: Sequence[str] | None = None,
+    ) -> None:
+        if not roots:
+            raise DatasetError("no dataset given: pass dataset=DIR (or a list of directories)")
+        self.datasets = [LeRobotDataset(r) for r in roots]
+        first = self.datasets[0]
+        for k in (STATE, ACTION):
+            if k not in first.features:
+                raise DatasetError(f"{first.root} has no {k!r} feature; BC needs it")
+        if cameras is None:
+            cameras = [k[len(IMAGE_PREFIX) :] for k in first.video_keys]
+        self.cameras = list(cameras)
+        image_keys = [IMAGE_PREFIX + c for c in self.cameras]
+        for ds in self.datasets[1:]:
+            for k in (STATE, ACTION, *image_keys):
+                mine, theirs = ds.features.get(k), first.features.get(k)
+                if mine is None or mine.shape != theirs.shape:
+                    raise DatasetError(
+                        f"{ds.root} has {k!r} of shape {mine.shape if mine else None}, "
+                        f"{first.root} has {theirs.shape}: datasets must share features"
+                    )
+            if ds.fps != first.fps:
+                raise DatasetError(f"{ds.root} is at {ds.fps} fps, {first.root} at {first.fps}")
+        self.instructions: list[str] = []
+        remaps = []
+        for ds in self.datasets:
+            ids = []
+            for t in ds.tasks:
+                if t not in self.instructions:
+                    self.instructions.append(t)
+                ids.append(self.instructions.index(t))
+            remaps.append(torch.tensor(ids, dtype=torch.int64))
+        self.windows = [
+            WindowDataset(ds, obs_horizon, horizon, keys=[STATE], image_keys=image_keys)
+            for ds in self.datasets
+        ]
+        self._remap = remaps
+        sizes = torch.tensor([len(w) for w in self.windows])
+        self._offsets = torch.cumsum(sizes, 0) - sizes
+        self._total = int(sizes.sum())
+        if self._total == 0:
+            raise DatasetError(f"datasets {[str(r) for r in roots]} hold no frames")
+        keys = (STATE, ACTION, *image_keys)
+        self.stats = {k: aggregate([ds.stats[k] for ds in self.datasets]) for k in keys}
+
+    @property
+    def state_dim(self) -> int:
+        return int(np.prod(self.datasets[0].features[STATE].shape))
+
+    @property
+    def action_dim(self) -> int:
+        return int(np.prod(self.datasets[0].features[ACTION].shape))
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) of the cameras (the policy default when there are none)."""
+        if not self.cameras:
+            return (84, 84)
+        h, w, _ = self.datasets[0].features[IMAGE_PREFIX + self.cameras[0]].shape
+        return (h, w)
+
+    @property
+    def num_episodes(self) -> int:
+        return sum(ds.num_episodes for ds in self.datasets)
+
+    def __len__(self) -> int:
+        return self._total
+
+    def sample(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Collated batch of samples ``indices`` (B,) in ``[0, len(self))``; ``task_index`` is
+        the index into :attr:`instructions`."""
+        which = torch.searchsorted(self._offsets, indices, right=True) - 1
+        items = []
+        for i, d in zip(indices.tolist(), which.tolist()):
+            item = self.windows[d][i - int(self._offsets[d])]
+            item["task_index"] = self._remap[d][item["task_index"]]
+            items.append(item)
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}

@@ -1,0 +1,279 @@
+"""The jobs behind ``robot-rl train bc`` and ``robot-rl eval``: typed configs and their runs.
+
+The CLI only composes Hydra configs into these dataclasses and calls :func:`run_train_bc` /
+:func:`run_eval`; the pipeline (``algos/pipeline.py``) chains them after collection.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from robot_rl.algos.bc import BCConfig, TrainRun, build_policy, dataset_roots, train_bc
+from robot_rl.algos.bc_data import BCData
+from robot_rl.algos.evaluate import EvalResult, evaluate_policy
+from robot_rl.algos.report import plot_training, write_eval_report
+from robot_rl.core.errors import ConfigError
+from robot_rl.core.progress import progress_bar
+from robot_rl.envs import load_task_config, make
+from robot_rl.envs.config import TaskConfig, build_config
+from robot_rl.policies import Policy, load
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` ⇒ ``cuda`` when a GPU is visible, else ``cpu``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r} but torch sees no CUDA device; use device=cpu")
+    return device
+
+
+def eval_task_configs(
+    policy: Policy, primary: dict[str, Any] | None, names: list[str] | None
+) -> list[TaskConfig]:
+    """Task configs to evaluate ``policy`` in: ``names`` (default: the primary task, else the
+    tasks the checkpoint was trained for), the primary one keeping its overrides; cameras the
+    policy reads are switched on at the policy's image size."""
+    primary = dict(primary or {})
+    trained_for = [t for t in policy.config.task.split("+") if t]
+    if primary and not primary.get("name"):
+        if len(trained_for) != 1:
+            raise ConfigError(
+                f"task overrides {sorted(primary)} need a task name: pass task=<name>"
+            )
+        primary["name"] = trained_for[0]  # overrides of the checkpoint's own task
+    if not names:
+        names = [primary["name"]] if primary.get("name") else trained_for
+    if not names or not all(names):
+        raise ConfigError("no task to evaluate in: pass task=<name>")
+    cfgs = []
+    for name in names:
+        overrides = {k: v for k, v in primary.items() if k != "name"}
+        if primary.get("name") != name:
+            overrides = {}
+        pc = policy.config
+        if pc.cameras:
+            h, w = pc.image_size
+            overrides["image"] = {
+                **overrides.get("image", {}),
+                "enabled": True,
+                "cameras": list(pc.cameras),
+                "height": h,
+                "width": w,
+            }
+        cfgs.append(load_task_config(name, overrides))
+    return cfgs
+
+
+def evaluate_in_tasks(
+    policy: Policy,
+    tasks: list[TaskConfig],
+    episodes: int,
+    num_envs: int,
+    *,
+    seed: int,
+    video_episodes: int = 0,
+    label: str = "eval",
+    action_steps: int | None = None,
+    denoise_steps: int | None = None,
+) -> dict[str, EvalResult]:
+    """Evaluate ``policy`` for ``episodes`` episodes in each task, with a progress bar."""
+    results = {}
+    with progress_bar() as bar:
+        for cfg in tasks:
+            env = make(cfg, min(num_envs, episodes), seed=seed)
+            job = bar.add_task(f"{label} {cfg.name}", total=episodes)
+            try:
+                results[cfg.name] = evaluate_policy(
+                    policy,
+                    env,
+                    episodes,
+                    seed=seed,
+                    video_episodes=video_episodes,
+                    action_steps=action_steps,
+                    denoise_steps=denoise_steps,
+                    progress=lambda k, job=job: bar.update(job, completed=k),
+                )
+            finally:
+                env.close()
+    return results
+
+
+def _fps(task: TaskConfig) -> int:
+    env = make(task, 1, seed=0)
+    try:
+        return round(1.0 / env.control_dt)
+    finally:
+        env.close()
+
+
+# ---------------------------------------------------------------------------------- train bc
+
+
+@dataclass
+class TrainBCJob:
+    """``robot-rl train bc`` (``configs/train_bc.yaml``)."""
+
+    task: dict[str, Any] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)
+    algo: dict[str, Any] = field(default_factory=dict)
+    dataset: Any = None  # DIR or [DIR, ...]
+    out: str | None = None  # default runs/bc_<task>_<policy>
+    eval_tasks: list[str] | None = None
+    eval_every: int = 1000
+    eval_episodes: int = 50
+    eval_envs: int = 50
+    save_every: int = 1000
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+    resume: str | None = None
+    cameras: list[str] | None = None
+    language: bool | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("eval_every", "save_every"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+        for key in ("eval_episodes", "eval_envs", "log_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+
+
+def run_train_bc(job: TrainBCJob, console: Console | None = None) -> dict[str, Any]:
+    """Build data and policy, train with periodic evaluation; returns the train summary."""
+    console = console or Console()
+    algo = build_config(BCConfig, job.algo, where="algo")
+    device = resolve_device(job.device)
+    task_name = job.task.get("name", "")
+    eval_names = list(job.eval_tasks or [task_name])
+    policy_name = job.policy.get("name")
+    out = Path(job.out or f"runs/bc_{'+'.join(eval_names)}_{policy_name}")
+    pcfg = {k: v for k, v in job.policy.items()}
+    data = BCData(
+        dataset_roots(job.dataset),
+        int(pcfg.get("obs_horizon", 2)),
+        int(pcfg.get("horizon", 16)),
+        cameras=job.cameras,
+    )
+    policy = build_policy(pcfg, data, "+".join(eval_names), language=job.language)
+    tasks = eval_task_configs(policy, job.task, eval_names)
+    resume = Path(job.resume) if job.resume else None
+    n_params = sum(p.numel() for p in policy.trainable_parameters()) / 1e6
+    console.print(
+        f"training [bold]{policy.name}[/] ({n_params:.1f}M params, {policy.config.head} head"
+        f"{', cameras ' + str(list(data.cameras)) if data.cameras else ''}"
+        f"{', language' if policy.config.uses_text else ''}) on {data.num_episodes} episodes / "
+        f"{len(data)} windows for {algo.steps} steps on {device} → {out}"
+    )
+
+    def evaluate(p: Policy) -> dict[str, EvalResult]:
+        results = evaluate_in_tasks(
+            p, tasks, job.eval_episodes, job.eval_envs, seed=job.seed + 10_000, label="  eval"
+        )
+        for name, r in results.items():
+            s = r.stats.summary()
+            console.print(
+                f"  eval {name}: success {s['success_rate']:.1%} "
+                f"(95% CI {s['success_ci95_low']:.1%}–{s['success_ci95_high']:.1%})"
+            )
+        return results
+
+    run = TrainRun(out, job.eval_every, job.save_every, job.log_every, job.seed, device)
+    with progress_bar("loss") as bar:
+        bar_job = bar.add_task("train", total=algo.steps, loss="")
+
+        def progress(step: int, scalars: dict[str, float]) -> None:
+            bar.update(bar_job, completed=step, loss=f"loss {scalars['loss']:.4f}")
+
+        summary = train_bc(
+            policy, data, algo, run, evaluate=evaluate, resume=resume, progress=progress
+        )
+    plot_training(summary, out)
+    console.print(
+        f"done: best eval success {summary['best_success']:.1%}; checkpoint "
+        f"{summary['checkpoint']} (evaluate: robot-rl eval checkpoint={summary['checkpoint']})"
+    )
+    return summary
+
+
+# ---------------------------------------------------------------------------------- eval
+
+
+@dataclass
+class EvalJob:
+    """``robot-rl eval`` (``configs/eval.yaml``)."""
+
+    checkpoint: str | None = None
+    task: dict[str, Any] | None = None
+    tasks: list[str] | None = None  # default: the checkpoint's task(s)
+    episodes: int = 200
+    num_envs: int = 50
+    seed: int = 0
+    out: str | None = None  # default <run>/eval next to <run>/checkpoints
+    video_episodes: int = 4
+    action_steps: int | None = None  # override the policy's Ta
+    denoise_steps: int | None = None  # override the sampler's steps
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.num_envs < 1:
+            raise ConfigError(
+                f"episodes and num_envs must be >= 1, got {self.episodes}, {self.num_envs}"
+            )
+        if self.video_episodes < 0:
+            raise ConfigError(f"video_episodes must be >= 0, got {self.video_episodes}")
+
+
+def default_eval_dir(checkpoint: Path) -> Path:
+    """``runs/x/checkpoints/last`` ⇒ ``runs/x/eval``; any other checkpoint ⇒ ``<it>_eval``."""
+    if checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent / "eval"
+    return checkpoint.with_name(checkpoint.name + "_eval")
+
+
+def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
+    """Evaluate a checkpoint; writes ``report.json``, plots and videos; returns the report."""
+    console = console or Console()
+    if not job.checkpoint:
+        raise ConfigError("eval needs checkpoint=DIR (a policy checkpoint directory)")
+    ckpt = Path(job.checkpoint)
+    policy = load(ckpt, device=resolve_device(job.device))
+    tasks = eval_task_configs(policy, job.task, job.tasks)
+    out = Path(job.out) if job.out else default_eval_dir(ckpt)
+    results = evaluate_in_tasks(
+        policy,
+        tasks,
+        job.episodes,
+        job.num_envs,
+        seed=job.seed,
+        video_episodes=job.video_episodes,
+        action_steps=job.action_steps,
+        denoise_steps=job.denoise_steps,
+    )
+    meta = {
+        "checkpoint": str(ckpt),
+        "policy": policy.name,
+        "head": policy.config.head,
+        "episodes": job.episodes,
+        "seed": job.seed,
+        "action_steps": job.action_steps or policy.config.action_steps,
+        "denoise_steps": job.denoise_steps,
+    }
+    report = write_eval_report(results, out, fps=_fps(tasks[0]), meta=meta)
+    for name, r in results.items():
+        s = r.stats.summary()
+        console.print(
+            f"[bold]{name}[/]: success {s['success_rate']:.1%} (95% CI "
+            f"{s['success_ci95_low']:.1%}–{s['success_ci95_high']:.1%}) over {s['episodes']} "
+            f"episodes, mean length {s['mean_length']:.1f}, mean return {s['mean_return']:.2f}"
+        )
+    console.print(f"report: {out / 'report.json'}")
+    print(json.dumps({"summary": {n: t["summary"] for n, t in report["tasks"].items()}}))
+    return report

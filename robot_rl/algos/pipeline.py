@@ -1,0 +1,172 @@
+"""``robot-rl pipeline``: demonstrations → behaviour cloning → evaluation → one report folder.
+
+``runs/<name>/`` ends up holding ``data/`` (the LeRobot dataset), ``bc/`` (checkpoints,
+TensorBoard logs, ``training.png``), ``eval/`` (``report.json``, plots, rollout video) and
+``summary.md``, the page to open first. Residual RL joins as a stage when it lands (issue 4).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from robot_rl.algos.bc_jobs import EvalJob, TrainBCJob, run_eval, run_train_bc
+from robot_rl.algos.demos import collect_demos
+from robot_rl.core.errors import ConfigError
+from robot_rl.core.progress import progress_bar
+from robot_rl.envs import load_task_config
+
+
+@dataclass
+class PipelineJob:
+    """``robot-rl pipeline`` (``configs/pipeline.yaml``)."""
+
+    task: dict[str, Any] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)
+    algo: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None  # runs/<name>/; default <task>_<policy>
+    runs: str = "runs"
+    episodes: int = 200  # demonstrations
+    noise: float = 0.1  # expert imperfection in the demonstrations
+    collect_envs: int = 16
+    images: bool = False  # record camera video and train an image policy
+    eval_every: int = 1000
+    eval_episodes: int = 200
+    eval_envs: int = 50
+    video_episodes: int = 4
+    seed: int = 0
+    device: str = "auto"
+    overwrite: bool = False  # replace an existing runs/<name>/
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.eval_episodes < 1:
+            raise ConfigError("episodes and eval_episodes must be >= 1")
+        if self.noise < 0:
+            raise ConfigError(f"noise must be >= 0, got {self.noise}")
+
+
+def run_pipeline(job: PipelineJob, console: Console | None = None) -> dict[str, Any]:
+    """Run every stage; returns what ``summary.md`` reports."""
+    console = console or Console()
+    task = dict(job.task)
+    if job.images:
+        task["image"] = {**task.get("image", {}), "enabled": True}
+    task_cfg = load_task_config(task.get("name", ""), task)
+    root = Path(job.runs) / (job.name or f"{task_cfg.name}_{job.policy.get('name')}")
+    if root.exists():
+        if not job.overwrite:
+            raise ConfigError(f"{root} exists; pass overwrite=true to replace it or name=<new>")
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    times: dict[str, float] = {}
+
+    console.rule(f"[bold]1/3 demonstrations[/]: {job.episodes} episodes of {task_cfg.name}")
+    t0 = time.perf_counter()
+    with progress_bar() as bar:
+        bar_job = bar.add_task("collect", total=job.episodes)
+        expert = collect_demos(
+            task_cfg,
+            root / "data",
+            job.episodes,
+            num_envs=job.collect_envs,
+            seed=job.seed,
+            noise=job.noise,
+            progress=lambda k: bar.update(bar_job, completed=k),
+        )
+    times["collect"] = time.perf_counter() - t0
+    console.print(f"expert success {expert.success_rate:.1%} (noise {job.noise})")
+
+    console.rule(f"[bold]2/3 behaviour cloning[/]: {job.policy.get('name')} policy")
+    t0 = time.perf_counter()
+    train = run_train_bc(
+        TrainBCJob(
+            task=task,
+            policy=job.policy,
+            algo=job.algo,
+            dataset=str(root / "data"),
+            out=str(root / "bc"),
+            eval_every=job.eval_every,
+            eval_episodes=min(50, job.eval_episodes),
+            eval_envs=job.eval_envs,
+            seed=job.seed,
+            device=job.device,
+        ),
+        console,
+    )
+    times["train"] = time.perf_counter() - t0
+
+    console.rule(f"[bold]3/3 evaluation[/]: {job.eval_episodes} episodes")
+    t0 = time.perf_counter()
+    checkpoint = train["best_checkpoint"] or train["checkpoint"]
+    report = run_eval(
+        EvalJob(
+            checkpoint=checkpoint,
+            task=task,
+            episodes=job.eval_episodes,
+            num_envs=job.eval_envs,
+            seed=job.seed + 1,  # episodes the checkpoint was not selected on
+            out=str(root / "eval"),
+            video_episodes=job.video_episodes,
+            device=job.device,
+        ),
+        console,
+    )
+    times["eval"] = time.perf_counter() - t0
+    result = {
+        "task": task_cfg.name,
+        "policy": job.policy.get("name"),
+        "expert": expert.summary(),
+        "train": {k: v for k, v in train.items() if k != "loss_curve"},
+        "eval": {n: t["summary"] for n, t in report["tasks"].items()},
+        "checkpoint": checkpoint,
+        "seconds": times,
+    }
+    (root / "pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
+    (root / "summary.md").write_text(summary_markdown(result, report, root))
+    console.print(f"[bold green]report[/]: {root / 'summary.md'}")
+    return result
+
+
+def summary_markdown(result: dict[str, Any], report: dict[str, Any], root: Path) -> str:
+    """The run's front page: what was done, how well it works, where everything is."""
+    lines = [
+        f"# {result['policy']} policy on {result['task']}",
+        "",
+        "| stage | result | wall time |",
+        "|---|---|---|",
+    ]
+    e = result["expert"]
+    lines.append(
+        f"| demonstrations | {e['episodes']} episodes, expert success {e['success_rate']:.1%} "
+        f"| {result['seconds']['collect']:.0f} s |"
+    )
+    t = result["train"]
+    lines.append(
+        f"| behaviour cloning | {t['steps']} steps, best eval success {t['best_success']:.1%} "
+        f"| {result['seconds']['train']:.0f} s |"
+    )
+    for name, s in result["eval"].items():
+        lines.append(
+            f"| evaluation ({name}) | success **{s['success_rate']:.1%}** (95% CI "
+            f"{s['success_ci95_low']:.1%}–{s['success_ci95_high']:.1%}) over {s['episodes']} "
+            f"episodes, mean length {s['mean_length']:.1f} | {result['seconds']['eval']:.0f} s |"
+        )
+    lines += ["", "![training](bc/training.png)", ""]
+    lines += [f"![{p}](eval/{p})" for p in report.get("plots", [])]
+    videos = [t["video"] for t in report["tasks"].values() if t.get("video")]
+    lines += ["", "Rollouts: " + ", ".join(f"[{v}](eval/{v})" for v in videos), ""]
+    lines += [
+        "Files: `data/` (LeRobot v3 dataset), `bc/checkpoints/` (policy checkpoints: "
+        "config.json + model.safetensors), `bc/tb/` (TensorBoard: "
+        f"`tensorboard --logdir {root / 'bc' / 'tb'}`), `eval/report.json`.",
+        "",
+        f"Re-evaluate: `robot-rl eval checkpoint={result['checkpoint']} episodes=500`",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""Evaluation reports people look at: report.json, PNG plots, rollout videos."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_rl.algos.evaluate import EvalResult
+from robot_rl.data.video import VideoSegment
+
+
+def tile_videos(videos: Sequence[np.ndarray], cols: int = 2) -> np.ndarray:
+    """Episodes ``(T_i, H, W, 3)`` side by side in a grid ``(max T_i, rows·H, cols·W, 3)``; an
+    episode that ended holds its last frame."""
+    if not videos:
+        raise ValueError("no videos to tile")
+    h, w = videos[0].shape[1:3]
+    cols = min(cols, len(videos))
+    rows = -(-len(videos) // cols)
+    t = max(len(v) for v in videos)
+    grid = np.zeros((t, rows * h, cols * w, 3), np.uint8)
+    for k, v in enumerate(videos):
+        r, c = divmod(k, cols)
+        held = np.concatenate([v, np.repeat(v[-1:], t - len(v), axis=0)])
+        grid[:, r * h : (r + 1) * h, c * w : (c + 1) * w] = held
+    return grid
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: int) -> Path:
+    """Encode ``frames (T, H, W, 3)`` uint8 (H and W even) as H.264 at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seg = VideoSegment(path.parent, frames.shape[1:], fps)
+    try:
+        seg.write(frames)
+        seg.close()
+        seg.path.replace(path)
+    finally:
+        seg.discard()
+    return path
+
+
+def plot_eval(results: Mapping[str, EvalResult], out: Path) -> list[Path]:
+    """``success.png`` (rate with 95% CI per task) and ``episodes.png`` (length and return
+    histograms); returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(results)
+    rates = np.array([results[n].stats.success_rate for n in names])
+    ci = np.array([results[n].stats.success_ci for n in names])
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(names), 3.2))
+    ax.bar(names, rates, color="#4c72b0")
+    ax.errorbar(names, rates, yerr=[rates - ci[:, 0], ci[:, 1] - rates], fmt="none", c="k")
+    for i, r in enumerate(rates):
+        n = results[names[i]].stats.episodes
+        ax.text(i, min(r + 0.04, 0.95), f"{r:.0%}\n(n={n})", ha="center", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("success rate (95% Wilson CI)")
+    fig.tight_layout()
+    success = out / "success.png"
+    fig.savefig(success, dpi=120)
+    plt.close(fig)
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3))
+    for n in names:
+        s = results[n].stats
+        a1.hist(s.lengths, bins=20, alpha=0.6, label=n)
+        a2.hist(s.returns, bins=20, alpha=0.6, label=n)
+    a1.set_xlabel("episode length (steps)")
+    a2.set_xlabel("episode return")
+    a1.set_ylabel("episodes")
+    a1.legend(fontsize=8)
+    fig.tight_layout()
+    episodes = out / "episodes.png"
+    fig.savefig(episodes, dpi=120)
+    plt.close(fig)
+    return [success, episodes]
+
+
+def plot_training(summary: Mapping[str, Any], out: Path) -> Path:
+    """``training.png``: loss curve and eval success over optimizer steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3))
+    curve = np.array(summary.get("loss_curve") or [[0, np.nan]], dtype=float)
+    a1.plot(curve[:, 0], curve[:, 1])
+    a1.set_yscale("log")
+    a1.set_xlabel("step")
+    a1.set_ylabel("denoising loss")
+    history = summary.get("eval_history") or []
+    tasks = sorted({t for h in history for t in h["success"]})
+    for t in tasks:
+        pts = [(h["step"], h["success"][t]) for h in history if t in h["success"]]
+        a2.plot(*zip(*pts), marker="o", label=t)
+    a2.set_ylim(0, 1)
+    a2.set_xlabel("step")
+    a2.set_ylabel("eval success (EMA policy)")
+    if tasks:
+        a2.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "training.png"
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_eval_report(
+    results: Mapping[str, EvalResult], out: Path, *, fps: int, meta: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``report.json`` + plots + ``rollouts_<task>.mp4`` in ``out``; returns the report."""
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {**meta, "tasks": {}}
+    for name, r in results.items():
+        entry: dict[str, Any] = {
+            "summary": r.stats.summary(),
+            "wall_seconds": r.seconds,
+            "policy_ms_per_replan": r.summary()["policy_ms_per_replan"],
+            "successes": r.stats.successes,
+            "returns": r.stats.returns,
+            "lengths": r.stats.lengths,
+        }
+        if r.videos:
+            video = write_mp4(out / f"rollouts_{name}.mp4", tile_videos(r.videos), fps)
+            entry["video"] = video.name
+        report["tasks"][name] = entry
+    report["plots"] = [p.name for p in plot_eval(results, out)]
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report

@@ -1,0 +1,86 @@
+"""Trainer checkpoints beside a policy checkpoint: optimizer moments, step, RNG, as safetensors +
+JSON (never pickle), written so that a crash mid-save leaves the previous checkpoint intact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from robot_rl.policies import CheckpointError
+
+OPTIM_FILE = "optimizer.safetensors"
+TRAINER_FILE = "trainer.json"
+
+
+def optimizer_tensors(optim: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
+    """Flatten an optimizer's state into named tensors plus its JSON-able param groups."""
+    sd = optim.state_dict()
+    tensors = {
+        f"state.{idx}.{name}": torch.as_tensor(value).detach().cpu().contiguous()
+        for idx, state in sd["state"].items()
+        for name, value in state.items()
+    }
+    return tensors, sd["param_groups"]
+
+
+def load_optimizer(
+    optim: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list, where: Path
+) -> None:
+    """Inverse of :func:`optimizer_tensors`; a mismatch raises :class:`CheckpointError`."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = value
+    try:
+        optim.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{where}: optimizer state does not fit this model: {e}") from None
+
+
+def write_checkpoint(directory: Path, write: Callable[[Path], None]) -> Path:
+    """Write a checkpoint with ``write(tmp_dir)`` into ``tmp_dir``, then swap it in for
+    ``directory``: a crash at any point leaves either the old or the new checkpoint whole."""
+    tmp = directory.with_name(directory.name + ".tmp")
+    old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        directory.rename(old)
+    tmp.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def save_trainer(directory: Path, optim: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
+    """Optimizer moments and ``meta`` (step, counters, RNG) next to a policy checkpoint."""
+    tensors, groups = optimizer_tensors(optim)
+    save_file(tensors, str(directory / OPTIM_FILE), metadata={"format": "pt"})
+    (directory / TRAINER_FILE).write_text(
+        json.dumps({**meta, "param_groups": groups}, indent=2) + "\n"
+    )
+
+
+def read_trainer(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(meta, optimizer tensors)`` of a checkpoint written by :func:`save_trainer`."""
+    meta_path, optim_path = directory / TRAINER_FILE, directory / OPTIM_FILE
+    for p in (meta_path, optim_path):
+        if not p.is_file():
+            raise CheckpointError(
+                f"{p} is missing: resume= needs a checkpoint written by `robot-rl train`"
+            )
+    try:
+        meta = json.loads(meta_path.read_text())
+        tensors = load_file(str(optim_path))
+    except (ValueError, OSError, SafetensorError) as e:
+        raise CheckpointError(f"cannot read trainer state in {directory}: {e}") from None
+    if not isinstance(meta, dict) or "step" not in meta or "param_groups" not in meta:
+        raise CheckpointError(f"{meta_path} lacks 'step' or 'param_groups'")
+    return meta, tensors

@@ -1,0 +1,122 @@
+"""`robot-rl train bc`, `robot-rl eval` and `robot-rl pipeline` end to end on tiny settings."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import pytest
+
+from robot_rl.cli.main import main
+from robot_rl.policies import load
+
+TINY = [
+    "policy.unet.down_dims=[16,32]",
+    "policy.unet.time_dim=16",
+    "policy.state_hidden=32",
+    "policy.state_features=16",
+    "policy.horizon=8",
+    "policy.action_steps=4",
+    "algo.batch_size=8",
+    "algo.warmup_steps=2",
+]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "push"
+    assert main(["collect", "task=arm_push", "episodes=6", "num_envs=3", f"out={out}"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "bc"
+    args = ["train", "bc", "task=arm_push", "policy=flow", f"dataset={dataset}", f"out={out}"]
+    args += [*TINY, "algo.steps=6", "eval_every=3", "eval_episodes=2", "eval_envs=2"]
+    assert main(args) == 0
+    return out
+
+
+def test_train_writes_checkpoints_logs_and_plot(trained):
+    summary = json.loads((trained / "train_summary.json").read_text())
+    assert summary["steps"] == 6
+    assert [h["step"] for h in summary["eval_history"]] == [3, 6]
+    policy = load(trained / "checkpoints" / "last", expect={"task": "arm_push", "horizon": 8})
+    assert policy.name == "flow" and policy.config.state_dim == 40
+    assert int(policy.ema_step) == 6
+    assert (trained / "training.png").stat().st_size > 1000
+    assert any((trained / "tb").iterdir())
+
+
+def test_train_resumes_from_its_checkpoint(trained, dataset, tmp_path):
+    args = ["train", "bc", "policy=flow", f"dataset={dataset}", f"out={tmp_path / 'more'}"]
+    args += [*TINY, "algo.steps=8", "eval_every=0", "eval_episodes=1", "eval_envs=1"]
+    assert main([*args, f"resume={trained / 'checkpoints' / 'last'}"]) == 0
+    summary = json.loads((tmp_path / "more" / "train_summary.json").read_text())
+    assert summary["steps"] == 8
+    assert int(load(tmp_path / "more" / "checkpoints" / "last").ema_step) == 8
+
+
+def test_eval_writes_report_plots_and_video(trained, tmp_path, capsys):
+    out = tmp_path / "eval"
+    ckpt = trained / "checkpoints" / "last"
+    args = ["eval", f"checkpoint={ckpt}", "episodes=3", "num_envs=3", f"out={out}"]
+    assert main([*args, "video_episodes=2", "task.episode_length=12"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    task = report["tasks"]["arm_push"]
+    assert task["summary"]["episodes"] == 3
+    assert len(task["lengths"]) == 3 and max(task["lengths"]) <= 12
+    assert 0 <= task["summary"]["success_ci95_low"] <= task["summary"]["success_ci95_high"] <= 1
+    for name in report["plots"]:
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    with av.open(str(out / task["video"])) as video:
+        stream = video.streams.video[0]
+        assert (stream.width, stream.height) == (640, 240)  # two 320x240 episodes side by side
+        assert sum(1 for _ in video.decode(stream)) == 12
+    assert '"arm_push"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "bc"], "dataset=DIR"),
+        (["train", "ppo"], "usage: robot-rl train"),
+        (["train", "bc", "dataset=/nonexistent/ds"], "/nonexistent/ds"),
+        (["train", "bc", "dataset=x", "policy=nope"], "nope"),
+        (["train", "bc", "dataset=x", "policy.horizon_typo=3"], "horizon_typo"),
+        (["eval"], "checkpoint=DIR"),
+        (["eval", "checkpoint=/nonexistent/ckpt"], "/nonexistent/ckpt"),
+        (["eval", "checkpoint=x", "tasks=[arm_push]", "task.episode_length=0"], "episode_length"),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(args, message, capsys, dataset, trained):
+    ckpt = trained / "checkpoints" / "last"
+    args = [a.replace("dataset=x", f"dataset={dataset}") for a in args]
+    args = [a.replace("checkpoint=x", f"checkpoint={ckpt}") for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.slow
+def test_pipeline_produces_the_report_folder(tmp_path, capsys):
+    args = ["pipeline", f"runs={tmp_path}", "name=p", "episodes=4", "eval_episodes=2"]
+    args += [*TINY, "algo.steps=4", "eval_every=0", "eval_envs=2", "video_episodes=1"]
+    assert main([*args, "task.episode_length=10"]) == 0
+    root = tmp_path / "p"
+    result = json.loads((root / "pipeline.json").read_text())
+    assert result["expert"]["episodes"] == 4
+    assert result["eval"]["arm_push"]["episodes"] == 2
+    summary = (root / "summary.md").read_text()
+    assert "success" in summary and "eval/success.png" in summary
+    for path in (
+        "data/meta/info.json",
+        "bc/checkpoints/last/model.safetensors",
+        "eval/report.json",
+    ):
+        assert (root / path).is_file()
+    # A second run refuses to clobber the first without overwrite=true.
+    assert main(args) == 2
+    assert "overwrite=true" in capsys.readouterr().err
