@@ -16,10 +16,59 @@ from torch import nn
 from robot_rl.policies.config import UNetConfig
 from robot_rl.policies.layers import TimeEmbedding
 
+SMALL_BATCH = 4
+"""At or below this batch size the convolutions run as one matrix product (see GemmConv1d)."""
+
+
+def _native(x: torch.Tensor) -> bool:
+    """Use torch's own convolution: large batches, and graphs being traced or exported (one
+    graph for every batch size)."""
+    tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    return tracing or x.dim() != 3 or x.shape[0] > SMALL_BATCH
+
+
+class GemmConv1d(nn.Conv1d):
+    """``nn.Conv1d`` (same parameters and state dict) that, for small batches, runs as im2col +
+    one matrix product.
+
+    At batch 1 on CPU, torch sends these short sequences (T = 4..16) to its slow im2col
+    convolution: measured here a 256-channel, kernel-5 conv at T = 4 took 280 µs that way and 65 µs
+    as ``unfold`` + ``matmul``, which halves the 10-step sampling latency of the default UNet. At
+    training batch sizes oneDNN's convolution is the faster one, so large batches keep it.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _native(x) or self.stride != (1,):
+            return super().forward(x)
+        b, c, _ = x.shape
+        k, p = self.kernel_size[0], self.padding[0]
+        cols = F.pad(x, (p, p)).unfold(2, k, 1)  # (B, C, T, k)
+        cols = cols.permute(0, 2, 1, 3).reshape(b, -1, c * k)  # (B, T, C·k), C-major like weight
+        y = torch.matmul(cols, self.weight.reshape(self.out_channels, c * k).t())
+        if self.bias is not None:
+            y = y + self.bias
+        return y.transpose(1, 2)
+
+
+class GemmConvTranspose1d(nn.ConvTranspose1d):
+    """``nn.ConvTranspose1d`` that, for small batches, runs as one matrix product + overlap-add
+    (``F.fold``): torch's CPU transposed convolution took ~0.6 ms per call at batch 1."""
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if _native(x) or output_size is not None:
+            return super().forward(x, output_size)
+        _, c, t = x.shape
+        k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]
+        cols = torch.matmul(x.transpose(1, 2), self.weight.reshape(c, self.out_channels * k))
+        length = (t - 1) * s - 2 * p + k
+        y = F.fold(cols.transpose(1, 2), (1, length), (1, k), padding=(0, p), stride=(1, s))
+        y = y[:, :, 0]
+        return y + self.bias[:, None] if self.bias is not None else y
+
 
 def conv1d(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Conv1d:
     """A 1D convolution with "same" padding (length kept at stride 1, halved at stride 2)."""
-    return nn.Conv1d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+    return GemmConv1d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
 
 
 class ConvBlock(nn.Sequential):
@@ -74,7 +123,7 @@ class ConditionalUnet1D(nn.Module):
         self.mid = nn.ModuleList([FiLMResBlock(dims[-1], dims[-1], k, g) for _ in range(2)])
         self.up = nn.ModuleList()
         for i in reversed(range(len(dims) - 1)):
-            upsample = nn.ConvTranspose1d(dims[i + 1], dims[i + 1], 4, stride=2, padding=1)
+            upsample = GemmConvTranspose1d(dims[i + 1], dims[i + 1], 4, stride=2, padding=1)
             first = FiLMResBlock(dims[i + 1] + dims[i], dims[i], k, g)
             self.up.append(nn.ModuleList([upsample, first, FiLMResBlock(dims[i], dims[i], k, g)]))
         self.final = nn.Sequential(
