@@ -18,3 +18,17 @@ def test_every_task_config_validates():
         cfg = E.load_task_config(name)
         assert cfg.name == name and cfg.instruction
         assert set(cfg.reward_weights) >= {"success"}
+
+
+def test_policy_and_bc_configs_build_their_typed_configs():
+    from robot_rl.algos.bc import BCConfig
+    from robot_rl.envs.config import build_config
+    from robot_rl.policies import POLICIES
+
+    for f in sorted((asset_root() / "configs" / "policy").glob("*.yaml")):
+        data = yaml.safe_load(f.read_text())
+        cls = POLICIES.get(data["name"]).config_class
+        cfg = cls.from_dict({**data, "state_dim": 40, "action_dim": 7})
+        assert 1 <= cfg.action_steps <= cfg.horizon, f
+    bc = yaml.safe_load((asset_root() / "configs" / "algo" / "bc.yaml").read_text())
+    assert build_config(BCConfig, bc, where="algo").steps >= 1

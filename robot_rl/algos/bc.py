@@ -37,10 +37,10 @@ class BCConfig:
     name: str = "bc"
     steps: int = 5000  # optimizer steps
     batch_size: int = 64
-    lr: float = 1e-4  # AdamW peak learning rate
+    lr: float = 5e-4  # AdamW peak learning rate
     weight_decay: float = 1e-6
     betas: tuple[float, float] = (0.95, 0.999)  # diffusion_policy's AdamW betas
-    warmup_steps: int = 500  # linear warmup from 0
+    warmup_steps: int = 200  # linear warmup from 0
     lr_schedule: str = "cosine"  # cosine (to 0 at `steps`) | constant
     grad_clip: float = 1.0  # max global grad norm; 0 disables
 

@@ -43,11 +43,14 @@ class GemmConv1d(nn.Conv1d):
         b, c, _ = x.shape
         k, p = self.kernel_size[0], self.padding[0]
         cols = F.pad(x, (p, p)).unfold(2, k, 1)  # (B, C, T, k)
-        cols = cols.permute(0, 2, 1, 3).reshape(b, -1, c * k)  # (B, T, C·k), C-major like weight
-        y = torch.matmul(cols, self.weight.reshape(self.out_channels, c * k).t())
-        if self.bias is not None:
-            y = y + self.bias
-        return y.transpose(1, 2)
+        # (B, C·k, T), C-major like the weight; the product then comes out (B, C_out, T)
+        # contiguous, so GroupNorm after it needs no copy.
+        cols = cols.transpose(2, 3).reshape(b, c * k, -1)
+        weight = self.weight.reshape(self.out_channels, c * k)
+        if b == 1 and self.bias is not None:
+            return torch.addmm(self.bias[:, None], weight, cols[0])[None]
+        y = torch.matmul(weight, cols)
+        return y + self.bias[:, None] if self.bias is not None else y
 
 
 class GemmConvTranspose1d(nn.ConvTranspose1d):
