@@ -11,6 +11,7 @@ leaves files that hold extra rows or frames past the committed ones; readers ign
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import warnings
@@ -396,13 +397,7 @@ class DatasetWriter:
         video_loc = {k: self._write_video(k, meta) for k in videos(info.features)}
         table = self._write_episodes(eps, data_loc, video_loc)
         if len(self._tasks) > info.total_tasks:
-            tasks = pa.table(
-                {
-                    "task_index": pa.array(range(len(self._tasks)), pa.int64()),
-                    "task": pa.array(self._tasks, pa.string()),
-                }
-            )
-            write_parquet(self.root / TASKS_PATH, tasks)
+            write_parquet(self.root / TASKS_PATH, tasks_table(self._tasks))
         stats = {
             k: st.aggregate(
                 ([self._stats[k]] if k in self._stats else []) + [e.stats[k] for e in eps]
@@ -510,6 +505,51 @@ class DatasetWriter:
             self.root / EPISODES_PATH.format(chunk_index=target[0], file_index=target[1]), in_file
         )
         return new if old is None else pa.concat_tables([old, new], promote_options="permissive")
+
+
+def tasks_table(tasks: list[str]) -> pa.Table:
+    """``meta/tasks.parquet`` as upstream LeRobot writes it (``DataFrame.to_parquet`` of
+    ``{task_index}`` indexed by the task string): the string is the pandas index column
+    ``__index_level_0__``, declared in the ``pandas`` schema metadata so ``pd.read_parquet``
+    restores it as the index."""
+    index = "__index_level_0__"
+    pandas_meta = {
+        "index_columns": [index],
+        "column_indexes": [
+            {
+                "name": None,
+                "field_name": None,
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": {"encoding": "UTF-8"},
+            }
+        ],
+        "columns": [
+            {
+                "name": "task_index",
+                "field_name": "task_index",
+                "pandas_type": "int64",
+                "numpy_type": "int64",
+                "metadata": None,
+            },
+            {
+                "name": None,
+                "field_name": index,
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": None,
+            },
+        ],
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+        "pandas_version": "2.2.3",
+    }
+    table = pa.table(
+        {
+            "task_index": pa.array(range(len(tasks)), pa.int64()),
+            index: pa.array(tasks, pa.string()),
+        }
+    )
+    return table.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()})
 
 
 def _check_tails(meta: Meta) -> None:

@@ -133,8 +133,11 @@ def test_files_follow_the_lerobot_v3_layout(tmp_path):
     assert data.schema.field("next.reward").type == pa.float32()
     assert data.schema.field("timestamp").type == pa.float32()
     assert data.schema.field("index").type == pa.int64()
-    tasks = pq.read_table(root / "meta/tasks.parquet").to_pydict()
-    assert tasks == {"task_index": [0, 1], "task": TASKS}
+    tasks = pq.read_table(root / "meta/tasks.parquet")
+    # Upstream LeRobot's layout: pandas' index column holds the task string.
+    assert tasks.to_pydict() == {"task_index": [0, 1], "__index_level_0__": TASKS}
+    pandas_meta = json.loads(tasks.schema.metadata[b"pandas"])
+    assert pandas_meta["index_columns"] == ["__index_level_0__"]
     eps = pq.read_table(root / "meta/episodes/chunk-000/file-000.parquet").to_pydict()
     assert eps["length"] == LENGTHS and eps["tasks"][1] == [TASKS[1]]
     assert eps["dataset_from_index"] == [0, 5, 14, 17, 29]
