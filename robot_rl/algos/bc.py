@@ -23,10 +23,11 @@ from robot_rl.algos.evaluate import EvalResult
 from robot_rl.algos.train_state import (
     load_optimizer,
     read_trainer,
+    recover_checkpoint,
     save_trainer,
     write_checkpoint,
 )
-from robot_rl.core.errors import ConfigError
+from robot_rl.core.errors import ConfigError, RobotRLError
 from robot_rl.policies import POLICIES, CheckpointError, Policy, load, save
 
 
@@ -48,14 +49,22 @@ class BCConfig:
         for key in ("steps", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"algo.{key} must be >= 1, got {getattr(self, key)}")
-        if not self.lr > 0:
-            raise ConfigError(f"algo.lr must be > 0, got {self.lr}")
-        if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
-            raise ConfigError("algo.warmup_steps, grad_clip and weight_decay must be >= 0")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"algo.lr must be a finite number > 0, got {self.lr}")
+        for key in ("warmup_steps", "grad_clip", "weight_decay"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"algo.{key} must be a finite number >= 0, got {v}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"algo.betas must be two numbers in [0, 1), got {list(self.betas)}")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ConfigError(
                 f"algo.lr_schedule must be cosine or constant, got {self.lr_schedule!r}"
             )
+
+
+class TrainingError(RobotRLError):
+    """Training diverged (non-finite loss or gradients)."""
 
 
 def lr_factor(step: int, cfg: BCConfig) -> float:
@@ -137,7 +146,7 @@ def train_bc(
     step, best, history, loss_curve = 0, -1.0, [], []
     order = torch.empty(0, dtype=torch.int64)
     if resume is not None:
-        meta = _resume(policy, optim, resume, gen)
+        meta = _resume(policy, optim, resume, gen, len(data))
         step, best = int(meta["step"]), float(meta.get("best_success", -1.0))
         history, loss_curve = list(meta.get("history", [])), list(meta.get("loss_curve", []))
         order = torch.tensor(meta.get("order", []), dtype=torch.int64)
@@ -159,7 +168,11 @@ def train_bc(
             # the sampler's and the loss noise's RNG and the rest of the epoch: resume is exact
             "rng": gen.get_state().tolist(),
             "torch_rng": torch.get_rng_state().tolist(),
+            "cuda_rng": [r.tolist() for r in torch.cuda.get_rng_state_all()]
+            if device.type == "cuda"
+            else None,
             "order": order.tolist(),
+            "samples": len(data),
         }
 
         def write(tmp: Path) -> None:
@@ -180,11 +193,15 @@ def train_bc(
             loss, info = policy.compute_loss(batch)
             optim.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = (
-                torch.nn.utils.clip_grad_norm_(list(policy.trainable_parameters()), cfg.grad_clip)
-                if cfg.grad_clip > 0
-                else torch.zeros(())
-            )
+            # with grad_clip 0 the norm is still measured (clipping at inf changes nothing)
+            clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+            grad_norm = torch.nn.utils.clip_grad_norm_(list(policy.trainable_parameters()), clip)
+            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+                # before the step and any save: checkpoints/last keeps the last good weights
+                raise TrainingError(
+                    f"step {step + 1}: loss {loss.item()} / grad norm {float(grad_norm)} is not "
+                    f"finite; lower algo.lr or resume from {ckpt_dir / 'last'}"
+                )
             optim.step()
             policy.update_ema()
             step += 1
@@ -210,7 +227,7 @@ def train_bc(
                 if mean > best:
                     best = mean
                     checkpoint("best")
-            if step % run.save_every == 0 or last:
+            if (run.save_every and step % run.save_every == 0) or last:
                 checkpoint("last")
             if progress is not None:
                 progress(step, scalars)
@@ -230,25 +247,41 @@ def train_bc(
 
 
 def _resume(
-    policy: Policy, optim: torch.optim.Optimizer, path: Path, gen: torch.Generator
+    policy: Policy,
+    optim: torch.optim.Optimizer,
+    path: Path,
+    gen: torch.Generator,
+    samples: int,
 ) -> dict[str, Any]:
     """Load weights, EMA, optimizer and RNG from checkpoint ``path`` into the fresh objects;
     returns the trainer's saved counters."""
+    path = recover_checkpoint(path)
     meta, tensors = read_trainer(path)
-    saved = load(path, expect={"policy_type": policy.name, **_shape_of(policy)})
+    saved = load(path, expect={"policy_type": policy.name})
+    mine, theirs = policy.config.to_dict(), saved.config.to_dict()
+    changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+    if changed:
+        raise CheckpointError(
+            f"cannot resume from {path}: policy settings {changed} differ from the checkpoint's "
+            f"(e.g. {changed[0]}={theirs.get(changed[0])!r} there, {mine[changed[0]]!r} now)"
+        )
+    if meta.get("samples", samples) != samples:
+        raise CheckpointError(
+            f"cannot resume from {path}: it trained on {meta['samples']} windows, the dataset "
+            f"now has {samples}; resume with the same dataset"
+        )
     policy.load_state_dict(saved.state_dict())
     load_optimizer(optim, tensors, meta["param_groups"], path)
     try:
         gen.set_state(torch.tensor(meta["rng"], dtype=torch.uint8))
         torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
+        if meta.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(
+                [torch.tensor(r, dtype=torch.uint8) for r in meta["cuda_rng"]]
+            )
     except (KeyError, RuntimeError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path / 'trainer.json'} has no valid RNG state: {e}") from None
     return meta
-
-
-def _shape_of(policy: Policy) -> dict[str, Any]:
-    c = policy.config
-    return {"state_dim": c.state_dim, "action_dim": c.action_dim, "horizon": c.horizon}
 
 
 def dataset_roots(value: str | Sequence[str] | None) -> list[Path]:

@@ -41,20 +41,23 @@ class BCData:
             raise DatasetError("no dataset given: pass dataset=DIR (or a list of directories)")
         self.datasets = [LeRobotDataset(r) for r in roots]
         first = self.datasets[0]
-        for k in (STATE, ACTION):
-            if k not in first.features:
-                raise DatasetError(f"{first.root} has no {k!r} feature; BC needs it")
         if cameras is None:
             cameras = [k[len(IMAGE_PREFIX) :] for k in first.video_keys]
         self.cameras = list(cameras)
         image_keys = [IMAGE_PREFIX + c for c in self.cameras]
+        for ds in self.datasets:
+            for k in (STATE, ACTION, *image_keys):
+                if k not in ds.features:
+                    raise DatasetError(
+                        f"{ds.root} has no {k!r} feature; it has {sorted(ds.features)}"
+                    )
         for ds in self.datasets[1:]:
             for k in (STATE, ACTION, *image_keys):
-                mine, theirs = ds.features.get(k), first.features.get(k)
-                if mine is None or mine.shape != theirs.shape:
+                mine, theirs = ds.features[k].shape, first.features[k].shape
+                if mine != theirs:
                     raise DatasetError(
-                        f"{ds.root} has {k!r} of shape {mine.shape if mine else None}, "
-                        f"{first.root} has {theirs.shape}: datasets must share features"
+                        f"{ds.root} has {k!r} of shape {mine}, {first.root} has {theirs}: "
+                        f"datasets must share features"
                     )
             if ds.fps != first.fps:
                 raise DatasetError(f"{ds.root} is at {ds.fps} fps, {first.root} at {first.fps}")

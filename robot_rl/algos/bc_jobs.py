@@ -18,6 +18,7 @@ from robot_rl.algos.bc import BCConfig, TrainRun, build_policy, dataset_roots, t
 from robot_rl.algos.bc_data import BCData
 from robot_rl.algos.evaluate import EvalResult, evaluate_policy
 from robot_rl.algos.report import plot_training, write_eval_report
+from robot_rl.algos.train_state import recover_checkpoint
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
 from robot_rl.envs import load_task_config, make
@@ -105,6 +106,25 @@ def evaluate_in_tasks(
     return results
 
 
+def check_data_matches_tasks(data: BCData, tasks: list[TaskConfig]) -> None:
+    """Refuse to train on demonstrations of another task (all arm tasks share their shapes, so
+    nothing else would notice): every evaluated task's instruction must be in the data, at the
+    task's control rate."""
+    for cfg in tasks:
+        if cfg.instruction not in data.instructions:
+            raise ConfigError(
+                f"task {cfg.name!r} ({cfg.instruction!r}) has no demonstrations in the dataset, "
+                f"whose instructions are {data.instructions}; pass the dataset's task=<name> "
+                f"(or eval_tasks=[...] for several)"
+            )
+        fps = _fps(cfg)
+        for ds in data.datasets:
+            if ds.fps != fps:
+                raise ConfigError(
+                    f"{ds.root} was recorded at {ds.fps} fps, task {cfg.name!r} runs at {fps} Hz"
+                )
+
+
 def _fps(task: TaskConfig) -> int:
     env = make(task, 1, seed=0)
     try:
@@ -164,6 +184,7 @@ def run_train_bc(job: TrainBCJob, console: Console | None = None) -> dict[str, A
     )
     policy = build_policy(pcfg, data, "+".join(eval_names), language=job.language)
     tasks = eval_task_configs(policy, job.task, eval_names)
+    check_data_matches_tasks(data, tasks)
     resume = Path(job.resume) if job.resume else None
     n_params = sum(p.numel() for p in policy.trainable_parameters()) / 1e6
     console.print(
@@ -229,6 +250,10 @@ class EvalJob:
             )
         if self.video_episodes < 0:
             raise ConfigError(f"video_episodes must be >= 0, got {self.video_episodes}")
+        for key in ("action_steps", "denoise_steps"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ConfigError(f"{key} must be >= 1 (or null for the policy's), got {v}")
 
 
 def default_eval_dir(checkpoint: Path) -> Path:
@@ -243,7 +268,7 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
     console = console or Console()
     if not job.checkpoint:
         raise ConfigError("eval needs checkpoint=DIR (a policy checkpoint directory)")
-    ckpt = Path(job.checkpoint)
+    ckpt = recover_checkpoint(Path(job.checkpoint))
     policy = load(ckpt, device=resolve_device(job.device))
     tasks = eval_task_configs(policy, job.task, job.tasks)
     out = Path(job.out) if job.out else default_eval_dir(ckpt)

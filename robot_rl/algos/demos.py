@@ -104,9 +104,17 @@ def collect_demos(
             writer.close()
         raise
     if writer is None:
-        writer = DatasetWriter.create(
-            out, fps=fps, features=features, robot_type=env.profile.robot_type, overwrite=overwrite
-        )
+        try:
+            writer = DatasetWriter.create(
+                out,
+                fps=fps,
+                features=features,
+                robot_type=env.profile.robot_type,
+                overwrite=overwrite,
+            )
+        except BaseException:
+            env.close()
+            raise
 
     def on_episode(i: int, frames: dict[str, torch.Tensor], ep: dict) -> None:
         writer.add_episode(

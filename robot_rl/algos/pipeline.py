@@ -16,11 +16,14 @@ from typing import Any
 
 from rich.console import Console
 
+from robot_rl.algos.bc import BCConfig
 from robot_rl.algos.bc_jobs import EvalJob, TrainBCJob, run_eval, run_train_bc
 from robot_rl.algos.demos import collect_demos
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
 from robot_rl.envs import load_task_config
+from robot_rl.envs.config import build_config
+from robot_rl.policies import POLICIES
 
 
 @dataclass
@@ -45,8 +48,14 @@ class PipelineJob:
     overwrite: bool = False  # replace an existing runs/<name>/
 
     def __post_init__(self) -> None:
-        if self.episodes < 1 or self.eval_episodes < 1:
-            raise ConfigError("episodes and eval_episodes must be >= 1")
+        for key in ("episodes", "eval_episodes", "collect_envs", "eval_envs"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.video_episodes < 0 or self.eval_every < 0:
+            raise ConfigError(
+                f"video_episodes and eval_every must be >= 0, got {self.video_episodes}, "
+                f"{self.eval_every}"
+            )
         if self.noise < 0:
             raise ConfigError(f"noise must be >= 0, got {self.noise}")
 
@@ -58,6 +67,7 @@ def run_pipeline(job: PipelineJob, console: Console | None = None) -> dict[str, 
     if job.images:
         task["image"] = {**task.get("image", {}), "enabled": True}
     task_cfg = load_task_config(task.get("name", ""), task)
+    check_settings(job.policy, job.algo)  # before anything is deleted or collected
     root = Path(job.runs) / (job.name or f"{task_cfg.name}_{job.policy.get('name')}")
     if root.exists():
         if not job.overwrite:
@@ -131,6 +141,17 @@ def run_pipeline(job: PipelineJob, console: Console | None = None) -> dict[str, 
     (root / "summary.md").write_text(summary_markdown(result, report, root))
     console.print(f"[bold green]report[/]: {root / 'summary.md'}")
     return result
+
+
+def check_settings(policy: dict[str, Any], algo: dict[str, Any]) -> None:
+    """Build the typed policy and algo configs once (with placeholder shapes) so that a typo in a
+    ``policy.*`` / ``algo.*`` override fails before the pipeline starts."""
+    fields = dict(policy)
+    name = fields.pop("name", None)
+    if name not in POLICIES:
+        raise ConfigError(f"policy name must be one of {POLICIES.names()}, got {name!r}")
+    POLICIES.get(name).config_class.from_dict({**fields, "state_dim": 1, "action_dim": 1})
+    build_config(BCConfig, algo, where="algo")
 
 
 def summary_markdown(result: dict[str, Any], report: dict[str, Any], root: Path) -> str:

@@ -4,6 +4,7 @@ JSON (never pickle), written so that a crash mid-save leaves the previous checkp
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -44,17 +45,47 @@ def load_optimizer(
         raise CheckpointError(f"{where}: optimizer state does not fit this model: {e}") from None
 
 
+def _fsync_tree(directory: Path) -> None:
+    for f in directory.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recover_checkpoint(directory: Path) -> Path:
+    """``directory``, or its ``.old`` copy when a crash hit between the two renames of
+    :func:`write_checkpoint` (the new one was not yet in place, the old one was set aside)."""
+    old = directory.with_name(directory.name + ".old")
+    if not directory.exists() and old.is_dir():
+        return old
+    return directory
+
+
 def write_checkpoint(directory: Path, write: Callable[[Path], None]) -> Path:
-    """Write a checkpoint with ``write(tmp_dir)`` into ``tmp_dir``, then swap it in for
-    ``directory``: a crash at any point leaves either the old or the new checkpoint whole."""
+    """Write a checkpoint with ``write(tmp_dir)`` into ``tmp_dir``, fsync it, then swap it in for
+    ``directory``: a crash at any point leaves a whole checkpoint at ``directory`` or (between
+    the renames) at ``directory.old``, which :func:`recover_checkpoint` finds and the next write
+    puts back first."""
     tmp = directory.with_name(directory.name + ".tmp")
     old = directory.with_name(directory.name + ".old")
+    if not directory.exists() and old.is_dir():
+        old.rename(directory)  # an earlier crash between the renames
     shutil.rmtree(tmp, ignore_errors=True)
     write(tmp)
+    _fsync_tree(tmp)
     shutil.rmtree(old, ignore_errors=True)
     if directory.exists():
         directory.rename(old)
     tmp.rename(directory)
+    _fsync_dir(directory.parent)
     shutil.rmtree(old, ignore_errors=True)
     return directory
 

@@ -38,7 +38,8 @@ class GemmConv1d(nn.Conv1d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _native(x) or self.stride != (1,):
+        plain = self.stride == (1,) and self.dilation == (1,) and self.groups == 1
+        if _native(x) or not plain or self.padding_mode != "zeros" or isinstance(self.padding, str):
             return super().forward(x)
         b, c, _ = x.shape
         k, p = self.kernel_size[0], self.padding[0]
@@ -58,7 +59,8 @@ class GemmConvTranspose1d(nn.ConvTranspose1d):
     (``F.fold``): torch's CPU transposed convolution took ~0.6 ms per call at batch 1."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if _native(x) or output_size is not None:
+        plain = self.groups == 1 and self.dilation == (1,) and self.output_padding == (0,)
+        if _native(x) or output_size is not None or not plain:
             return super().forward(x, output_size)
         _, c, t = x.shape
         k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]

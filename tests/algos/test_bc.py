@@ -12,10 +12,18 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from robot_rl.algos.bc import BCConfig, TrainRun, build_policy, lr_factor, train_bc
+from robot_rl.algos.bc import (
+    BCConfig,
+    TrainingError,
+    TrainRun,
+    build_policy,
+    lr_factor,
+    train_bc,
+)
 from robot_rl.algos.bc_data import BCData
 from robot_rl.algos.evaluate import EvalResult
 from robot_rl.algos.rollout import RolloutStats
+from robot_rl.algos.train_state import recover_checkpoint, write_checkpoint
 from robot_rl.core.errors import ConfigError, DatasetError
 from robot_rl.data import DatasetWriter, Feature
 from robot_rl.policies import CheckpointError, load
@@ -194,3 +202,56 @@ def test_resume_from_a_checkpoint_of_another_shape_is_refused(data_dirs, tmp_pat
     (last / "optimizer.safetensors").write_bytes(b"\x80\x04garbage")
     with pytest.raises(CheckpointError, match="trainer state"):
         train_bc(policy, data, cfg, TrainRun(tmp_path / "p", 0, 2, 1), resume=last)
+
+
+def test_resume_refuses_other_settings_and_other_data(data_dirs, tmp_path):
+    data = BCData(data_dirs[:1], 2, 8)
+    cfg = BCConfig(steps=2, batch_size=4, warmup_steps=0)
+    policy = build_policy(tiny_policy_dict(), data, "a")
+    train_bc(policy, data, cfg, TrainRun(tmp_path / "r", 0, 2, 1))
+    last = tmp_path / "r/checkpoints/last"
+    wider = build_policy({**tiny_policy_dict(), "state_hidden": 64}, data, "a")
+    with pytest.raises(CheckpointError, match=r"\['state_hidden'\] differ"):
+        train_bc(wider, data, cfg, TrainRun(tmp_path / "o", 0, 2, 1), resume=last)
+    both = BCData(data_dirs, 2, 8)
+    same = build_policy(tiny_policy_dict(), both, "a", language=False)
+    with pytest.raises(CheckpointError, match="windows"):
+        train_bc(same, both, cfg, TrainRun(tmp_path / "o", 0, 2, 1), resume=last)
+
+
+def test_save_every_zero_saves_only_at_the_end(data_dirs, tmp_path):
+    data = BCData(data_dirs[:1], 2, 8)
+    policy = build_policy(tiny_policy_dict(), data, "a")
+    train_bc(policy, data, BCConfig(steps=3, batch_size=4), TrainRun(tmp_path, 0, 0, 1))
+    assert json.loads((tmp_path / "checkpoints/last/trainer.json").read_text())["step"] == 3
+
+
+def test_non_finite_loss_stops_before_touching_the_last_checkpoint(data_dirs, tmp_path):
+    data = BCData(data_dirs[:1], 2, 8)
+    policy = build_policy(tiny_policy_dict(), data, "a")
+    compute_loss = policy.compute_loss
+    calls = []
+
+    def poisoned(batch):  # fault injection: the 4th batch blows up
+        loss, info = compute_loss(batch)
+        calls.append(1)
+        return (loss * float("nan"), info) if len(calls) == 4 else (loss, info)
+
+    policy.compute_loss = poisoned
+    with pytest.raises(TrainingError, match="step 4: loss nan"):
+        train_bc(policy, data, BCConfig(steps=6, batch_size=4), TrainRun(tmp_path, 0, 3, 1))
+    last = tmp_path / "checkpoints/last"
+    assert json.loads((last / "trainer.json").read_text())["step"] == 3
+    assert all(torch.isfinite(v).all() for v in load(last).state_dict().values())
+
+
+def test_a_crash_between_the_checkpoint_renames_loses_nothing(tmp_path):
+    target = tmp_path / "last"
+    write_checkpoint(target, lambda d: (d.mkdir(), (d / "f").write_text("1")))
+    # The crash: the old checkpoint was set aside, the new one not yet renamed into place.
+    target.rename(tmp_path / "last.old")
+    assert recover_checkpoint(target) == tmp_path / "last.old"
+    # The next write puts the old one back first, then replaces it whole.
+    write_checkpoint(target, lambda d: (d.mkdir(), (d / "f").write_text("2")))
+    assert (target / "f").read_text() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]

@@ -88,6 +88,9 @@ def test_eval_writes_report_plots_and_video(trained, tmp_path, capsys):
         (["eval"], "checkpoint=DIR"),
         (["eval", "checkpoint=/nonexistent/ckpt"], "/nonexistent/ckpt"),
         (["eval", "checkpoint=x", "tasks=[arm_push]", "task.episode_length=0"], "episode_length"),
+        (["eval", "checkpoint=x", "denoise_steps=0"], "denoise_steps must be >= 1"),
+        (["train", "bc", "task=arm_reach", "dataset=x"], "no demonstrations in the dataset"),
+        (["train", "bc", "dataset=x", "algo.betas=[0.9]"], "algo.betas"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(args, message, capsys, dataset, trained):
@@ -120,3 +123,7 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
     # A second run refuses to clobber the first without overwrite=true.
     assert main(args) == 2
     assert "overwrite=true" in capsys.readouterr().err
+    # A typo in a policy field fails before the old run is deleted or anything is collected.
+    assert main([*args, "overwrite=true", "policy.horizn=8"]) == 2
+    assert "horizn" in capsys.readouterr().err
+    assert (root / "summary.md").is_file()
