@@ -100,6 +100,7 @@ def build_policy(
         cameras=list(data.cameras),
         image_size=list(data.image_size),
         instructions=list(data.instructions) if use_text else [],
+        state_names=list(data.state_names),
     )
     return cls(cls.config_class.from_dict(fields), stats=data.stats)
 

@@ -7,6 +7,7 @@ is remapped into it; their stats are merged as if computed over all frames at on
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +29,9 @@ class BCData:
         horizon: ``T`` actions per sample.
         cameras: camera names to read (``observation.images.<cam>``); ``None`` = every camera
             the first dataset has.
+        state: patterns (``fnmatch``, e.g. ``joint_pos.*``) of the state entries to keep, by the
+            dataset's ``observation.state`` names; ``None`` keeps the whole vector. Keeping only
+            proprioception makes an image policy find the objects in its camera frames.
     """
 
     def __init__(
@@ -36,6 +40,7 @@ class BCData:
         obs_horizon: int,
         horizon: int,
         cameras: Sequence[str] | None = None,
+        state: Sequence[str] | None = None,
     ) -> None:
         if not roots:
             raise DatasetError("no dataset given: pass dataset=DIR (or a list of directories)")
@@ -82,9 +87,19 @@ class BCData:
             raise DatasetError(f"datasets {[str(r) for r in roots]} hold no frames")
         keys = (STATE, ACTION, *image_keys)
         self.stats = {k: aggregate([ds.stats[k] for ds in self.datasets]) for k in keys}
+        self.state_names: list[str] = []
+        self._state_index: torch.Tensor | None = None
+        if state is not None:
+            self.state_names, index = select_names(first.features[STATE].names, state, first.root)
+            self._state_index = torch.tensor(index)
+            self.stats[STATE] = {
+                k: v[index] if k != "count" else v for k, v in self.stats[STATE].items()
+            }
 
     @property
     def state_dim(self) -> int:
+        if self._state_index is not None:
+            return len(self._state_index)
         return int(np.prod(self.datasets[0].features[STATE].shape))
 
     @property
@@ -114,5 +129,26 @@ class BCData:
         for i, d in zip(indices.tolist(), which.tolist()):
             item = self.windows[d][i - int(self._offsets[d])]
             item["task_index"] = self._remap[d][item["task_index"]]
+            if self._state_index is not None:
+                item[STATE] = item[STATE][:, self._state_index]
             items.append(item)
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def select_names(
+    names: Sequence[str] | None, patterns: Sequence[str], where: object
+) -> tuple[list[str], list[int]]:
+    """The entries of ``names`` matching any of ``patterns`` (in ``names`` order) and their
+    indices; a pattern matching nothing raises :class:`DatasetError`."""
+    if not names:
+        raise DatasetError(f"{where}: observation.state has no entry names to select from")
+    keep = []
+    for pattern in patterns:
+        hits = [i for i, n in enumerate(names) if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
+            raise DatasetError(
+                f"{where}: state pattern {pattern!r} matches none of {list(names)[:8]}..."
+            )
+        keep += hits
+    index = sorted(set(keep))
+    return [names[i] for i in index], index

@@ -155,6 +155,7 @@ class TrainBCJob:
     device: str = "auto"
     resume: str | None = None
     cameras: list[str] | None = None
+    state: list[str] | None = None  # state entries to keep (fnmatch patterns); None = all
     language: bool | None = None
 
     def __post_init__(self) -> None:
@@ -181,6 +182,7 @@ def run_train_bc(job: TrainBCJob, console: Console | None = None) -> dict[str, A
         int(pcfg.get("obs_horizon", 2)),
         int(pcfg.get("horizon", 16)),
         cameras=job.cameras,
+        state=job.state,
     )
     policy = build_policy(pcfg, data, "+".join(eval_names), language=job.language)
     tasks = eval_task_configs(policy, job.task, eval_names)

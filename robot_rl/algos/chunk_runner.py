@@ -30,6 +30,8 @@ class ChunkRunner:
             when the policy is conditioned on language.
         cameras: the env's camera names in the order ``obs["image"]`` stacks them (3 channels
             each); needed when the policy reads cameras.
+        state_names: the env's state entry names; needed when the policy reads a subset of
+            them (``config.state_names``).
         action_steps: ``Ta`` override (default: the policy's ``action_steps``).
         denoise_steps: sampler steps override (default: the policy's).
         generator: fixes the sampling noise.
@@ -44,6 +46,7 @@ class ChunkRunner:
         *,
         instructions: Sequence[str] = (),
         cameras: Sequence[str] = (),
+        state_names: Sequence[str] = (),
         action_steps: int | None = None,
         denoise_steps: int | None = None,
         generator: torch.Generator | None = None,
@@ -63,6 +66,14 @@ class ChunkRunner:
                 f"task.image.cameras={list(cfg.cameras)}"
             )
         self._channels = {c: 3 * list(cameras).index(c) for c in cfg.cameras}
+        self._state_index: torch.Tensor | None = None
+        if cfg.state_names:
+            unknown = [n for n in cfg.state_names if n not in state_names]
+            if unknown:
+                raise ConfigError(
+                    f"the policy reads state entries {unknown[:4]} that the env does not have"
+                )
+            self._state_index = torch.tensor([list(state_names).index(n) for n in cfg.state_names])
         self.denoise_steps, self.generator = denoise_steps, generator
         self._tokens = (
             tokenize(list(instructions), cfg.text.vocab, cfg.text.max_len)
@@ -103,7 +114,8 @@ class ChunkRunner:
 
     def _push(self, obs: Obs) -> None:
         """Append this step's frame to every env's window (a fresh env's window is all it)."""
-        frame = {STATE: obs["state"].float().cpu()}
+        state = obs["state"].float().cpu()
+        frame = {STATE: state if self._state_index is None else state[:, self._state_index]}
         for cam, c in self._channels.items():
             frame[IMAGE_PREFIX + cam] = obs["image"][:, c : c + 3].cpu()
         to = self.policy.config.obs_horizon

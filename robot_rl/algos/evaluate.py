@@ -84,6 +84,7 @@ def evaluate_policy(
         env.num_envs,
         instructions=env.instructions,
         cameras=env.cfg.image.cameras if env.cfg.image.enabled else (),
+        state_names=env.state_names,
         action_steps=action_steps,
         denoise_steps=denoise_steps,
         generator=torch.Generator().manual_seed(seed or 0),

@@ -143,6 +143,7 @@ class PolicyConfig:
     state_dim: int  # D: proprio state features
     action_dim: int  # A: action features
     task: str = ""  # task name the policy was trained for (checked on load)
+    state_names: tuple[str, ...] = ()  # the env/dataset state entries read, in order; () = all
     obs_horizon: int = 2  # To: observation frames per prediction
     horizon: int = 16  # T: predicted action chunk length
     action_steps: int = 8  # Ta: steps a runner executes before replanning (<= T)
@@ -171,6 +172,10 @@ class PolicyConfig:
             f"action_steps must be in [1, horizon={self.horizon}], got {self.action_steps}",
         )
         _require(self.head in HEADS, f"head must be one of {HEADS}, got {self.head!r}")
+        _require(
+            not self.state_names or len(self.state_names) == self.state_dim,
+            f"state_names names {len(self.state_names)} entries, state_dim is {self.state_dim}",
+        )
         for key in ("state_norm", "action_norm"):
             mode = getattr(self, key)
             _require(mode in NORM_MODES, f"{key} must be one of {NORM_MODES}, got {mode!r}")

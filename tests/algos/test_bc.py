@@ -255,3 +255,23 @@ def test_a_crash_between_the_checkpoint_renames_loses_nothing(tmp_path):
     write_checkpoint(target, lambda d: (d.mkdir(), (d / "f").write_text("2")))
     assert (target / "f").read_text() == "2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+
+
+def test_state_patterns_keep_named_entries_in_data_stats_and_config(tmp_path):
+    feats = {
+        "observation.state": Feature("float32", (4,), ["joint.0", "joint.1", "cube.x", "tcp.x"]),
+        "action": Feature("float32", (2,)),
+    }
+    state = np.arange(20, dtype=np.float32).reshape(5, 4)
+    with DatasetWriter.create(tmp_path / "d", fps=10, features=feats) as w:
+        w.add_episode({"observation.state": state, "action": np.zeros((5, 2))}, task="t")
+    data = BCData([tmp_path / "d"], 1, 8, state=["joint.*", "tcp.x"])
+    assert data.state_names == ["joint.0", "joint.1", "tcp.x"]
+    batch = data.sample(torch.tensor([2]))
+    assert batch["observation.state"][0, 0].tolist() == [8.0, 9.0, 11.0]
+    assert data.stats["observation.state"]["max"].tolist() == [16.0, 17.0, 19.0]
+    policy = build_policy(tiny_policy_dict(), data, "a")
+    assert policy.config.state_dim == 3
+    assert policy.config.state_names == ("joint.0", "joint.1", "tcp.x")
+    with pytest.raises(DatasetError, match="'gripper.\\*' matches none"):
+        BCData([tmp_path / "d"], 1, 8, state=["gripper.*"])

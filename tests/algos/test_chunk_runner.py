@@ -86,3 +86,29 @@ def test_policy_cameras_must_be_rendered_by_the_env():
     policy = EchoPolicy(cameras=("wrist",))
     with pytest.raises(ConfigError, match=r"reads cameras \['wrist'\].*task.image.enabled"):
         ChunkRunner(policy, 1, cameras=("front",))
+
+
+def test_policy_reading_a_state_subset_gets_those_entries():
+    policy = EchoPolicy(state_names=("b",))
+    runner = ChunkRunner(policy, 1, state_names=("a", "b"))
+    obs = {"state": torch.tensor([[1.0, 2.0]]), "instruction": torch.zeros(1, dtype=torch.long)}
+    runner(obs)
+    assert policy.calls[0][0, :, 0].tolist() == [2.0, 2.0]
+    with pytest.raises(ConfigError, match="state entries"):
+        ChunkRunner(policy, 1, state_names=("a", "c"))
+
+
+def test_language_policy_gets_each_envs_instruction_tokens():
+    policy = EchoPolicy(instructions=("push the cube", "reach the goal"))
+    seen = []
+    act = policy.act
+    policy.act = lambda obs, **kw: seen.append(obs["instruction"].clone()) or act(obs, **kw)
+    runner = ChunkRunner(policy, 2, instructions=["reach the goal", "push the cube"])
+    obs = _obs([0.0, 1.0])
+    obs["instruction"] = torch.tensor([0, 1])  # env 0 is told to reach, env 1 to push
+    runner(obs)
+    vocab = policy.config.text.vocab
+    words = [[vocab[i] for i in row if i > 2] for row in seen[0].tolist()]
+    assert words == [["reach", "the", "goal"], ["push", "the", "cube"]]
+    with pytest.raises(ConfigError, match="instructions"):
+        ChunkRunner(policy, 1)
