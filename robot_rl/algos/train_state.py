@@ -14,6 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from robot_rl.data.storage import fsync_dir
 from robot_rl.policies import CheckpointError
 
 OPTIM_FILE = "optimizer.safetensors"
@@ -49,15 +50,7 @@ def _fsync_tree(directory: Path) -> None:
     for f in directory.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(directory)
 
 
 def recover_checkpoint(directory: Path) -> Path:
@@ -85,7 +78,7 @@ def write_checkpoint(directory: Path, write: Callable[[Path], None]) -> Path:
     if directory.exists():
         directory.rename(old)
     tmp.rename(directory)
-    _fsync_dir(directory.parent)
+    fsync_dir(directory.parent)
     shutil.rmtree(old, ignore_errors=True)
     return directory
 
