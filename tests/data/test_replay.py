@@ -1,0 +1,117 @@
+"""n-step targets of the vectorized replay buffer, worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robot_rl.data.replay import ReplayBuffer
+
+GAMMA = 0.5
+
+
+def filled(capacity: int = 8) -> ReplayBuffer:
+    """3 envs, 5 steps, rewards 1..5 in every env, obs = 10·step + env.
+
+    env 0 never finishes; env 1 terminates at step 1 (auto-reset: step 2 starts a new episode);
+    env 2 is truncated at step 0 with final observation 100 (its next obs at that step).
+    """
+    buf = ReplayBuffer(capacity, 3, {"state": (1,)}, action_dim=1)
+    for t in range(5):
+        obs = torch.tensor([[10.0 * t + i] for i in range(3)])
+        nxt = torch.tensor([[10.0 * (t + 1) + i] for i in range(3)])
+        terminated = torch.tensor([False, t == 1, False])
+        truncated = torch.tensor([False, False, t == 0])
+        if t == 0:
+            nxt[2] = 100.0  # the final observation, not the reset one
+        buf.add(
+            {"state": obs},
+            torch.full((3, 1), float(t)),
+            torch.full((3,), float(t + 1)),
+            terminated,
+            truncated,
+            {"state": nxt},
+            base_action=torch.full((3, 1), -float(t)),
+        )
+    return buf
+
+
+def at(buf: ReplayBuffer, step: int, env: int, n: int = 3) -> dict[str, float]:
+    out = buf.gather(torch.tensor([step]), torch.tensor([env]), n, GAMMA)
+    return {k: v[0].item() if v[0].numel() == 1 else v[0].tolist() for k, v in out.items()}
+
+
+def test_full_window_without_episode_end():
+    b = at(filled(), 0, 0)
+    # 1 + 0.5·2 + 0.25·3 = 2.75, bootstrap from next_obs of step 2 with 0.5^3.
+    assert b["reward"] == pytest.approx(2.75)
+    assert b["discount"] == pytest.approx(0.125)
+    assert b["steps"] == 3
+    assert b["next_obs.state"] == 30.0
+    assert b["obs.state"] == 0.0 and b["action"] == 0.0 and b["base_action"] == -0.0
+
+
+def test_termination_cuts_the_return_and_the_bootstrap():
+    b = at(filled(), 0, 1)
+    assert b["reward"] == pytest.approx(1 + 0.5 * 2)  # step 1's reward counts, step 2's not
+    assert b["steps"] == 2
+    assert b["discount"] == 0.0
+
+
+def test_no_leak_across_auto_reset():
+    b = at(filled(), 2, 1)  # the new episode of env 1
+    assert b["reward"] == pytest.approx(3 + 0.5 * 4 + 0.25 * 5)
+    assert b["obs.state"] == 21.0 and b["next_obs.state"] == 51.0
+    # One step before the reset: its window stops at the termination.
+    b = at(filled(), 1, 1)
+    assert b["reward"] == pytest.approx(2.0) and b["discount"] == 0.0
+
+
+def test_truncation_bootstraps_from_the_final_observation():
+    b = at(filled(), 0, 2)
+    assert b["reward"] == pytest.approx(1.0)
+    assert b["steps"] == 1
+    assert b["discount"] == pytest.approx(0.5)
+    assert b["next_obs.state"] == 100.0
+
+
+def test_window_stops_at_the_newest_row():
+    b = at(filled(), 3, 0)
+    assert b["reward"] == pytest.approx(4 + 0.5 * 5)
+    assert b["steps"] == 2
+    assert b["discount"] == pytest.approx(0.25)
+    assert b["next_obs.state"] == 50.0
+
+
+def test_ring_overwrites_the_oldest_rows():
+    buf = filled(capacity=4)  # step 0 was overwritten by step 4
+    assert len(buf) == 12
+    b = at(buf, 0, 0)  # the oldest row held is step 1
+    assert b["obs.state"] == 10.0
+    assert b["reward"] == pytest.approx(2 + 0.5 * 3 + 0.25 * 4)
+
+
+def test_one_step_targets_and_uniform_sampling():
+    buf = filled()
+    b = at(buf, 4, 0, n=1)
+    assert b["reward"] == 5.0 and b["discount"] == pytest.approx(0.5)
+    batch = buf.sample(4000, n_step=3, gamma=GAMMA, generator=torch.Generator().manual_seed(0))
+    assert batch["reward"].shape == (4000,) and batch["obs.state"].shape == (4000, 1)
+    envs = batch["obs.state"][:, 0].long() % 10
+    counts = torch.bincount(envs, minlength=3).float() / 4000
+    assert torch.allclose(counts, torch.full((3,), 1 / 3), atol=0.03)
+
+
+def test_bad_shapes_and_empty_buffer():
+    buf = ReplayBuffer(4, 2, {"state": (1,)}, action_dim=1)
+    with pytest.raises(ValueError, match="empty"):
+        buf.sample(1)
+    with pytest.raises(ValueError, match="reward must have shape"):
+        buf.add(
+            {"state": torch.zeros(2, 1)},
+            torch.zeros(2, 1),
+            torch.zeros(3),
+            torch.zeros(2, dtype=torch.bool),
+            torch.zeros(2, dtype=torch.bool),
+            {"state": torch.zeros(2, 1)},
+        )
