@@ -1,0 +1,74 @@
+"""TD losses of the residual off-policy learner as pure functions (TD3 + RLPD ensemble targets).
+
+Every function takes tensors and returns ``(loss, info)`` or a tensor, so tests call them with
+hand-made numbers, no environment.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def ensemble_target(
+    q_next: torch.Tensor,
+    reward: torch.Tensor,
+    discount: torch.Tensor,
+    *,
+    subset: int = 2,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """n-step TD target ``r + discount · min_{j in S} Q_j(s', a')``, ``S`` a random subset of
+    ``subset`` heads shared by the batch (RLPD / REDQ: Chen et al. 2021, eq. 2).
+
+    Shapes: ``q_next (E, B)`` target-critic values of the next action; ``reward (B,)`` the
+    discounted n-step reward sum; ``discount (B,)`` ``gamma^K``, 0 after a termination (so
+    the bootstrap is ignored exactly on termination). Returns ``(B,)``, without gradient.
+    """
+    heads = q_next.shape[0]
+    assert q_next.dim() == 2 and q_next.shape[1] == reward.shape[0] == discount.shape[0], (
+        q_next.shape,
+        reward.shape,
+        discount.shape,
+    )
+    if not 1 <= subset <= heads:
+        raise ValueError(f"subset must be in [1, {heads}], got {subset}")
+    pick = torch.randperm(heads, generator=generator, device=q_next.device)[:subset]
+    q_min = q_next[pick].min(dim=0).values
+    return (reward + discount * q_min).detach()
+
+
+def critic_loss(
+    q: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Mean over heads of the mean squared TD error. ``q (E, B)``, ``target (B,)``."""
+    assert q.dim() == 2 and q.shape[1] == target.shape[0], (q.shape, target.shape)
+    td = q - target.unsqueeze(0)
+    loss = td.pow(2).mean(dim=1).sum() / q.shape[0]
+    return loss, {"critic_loss": loss.detach(), "q_mean": q.mean().detach()}
+
+
+def actor_loss(q: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Deterministic policy gradient through the ensemble mean: ``-mean_B mean_E Q``.
+    ``q (E, B)`` critic values of the actor's actions."""
+    assert q.dim() == 2, q.shape
+    loss = -q.mean()
+    return loss, {"actor_loss": loss.detach()}
+
+
+def smoothed_action(
+    action: torch.Tensor,
+    std: float,
+    clip: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """TD3's target-policy smoothing (Fujimoto et al. 2018, eq. 14): ``action`` plus Gaussian
+    noise clipped to ``±clip``, then clipped to the action range [-1, 1]."""
+    noise = torch.randn(action.shape, generator=generator, device=action.device) * std
+    return (action + noise.clamp(-clip, clip)).clamp(-1.0, 1.0)
+
+
+@torch.no_grad()
+def polyak(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
+    """``target <- (1 - tau) · target + tau · source``, parameter by parameter."""
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.lerp_(s, tau)

@@ -1,0 +1,125 @@
+"""Residual actor and critic ensemble for off-policy finetuning of a frozen BC policy (ResFiT idea:
+Ankile et al. 2025; RLPD's LayerNorm critic ensemble: Ball et al. 2023).
+
+Both work in the base policy's *normalized* action space ([-1, 1] per dimension): the residual
+sees the observation and the base action and returns a correction
+
+    a = clip(a_base + scale · tanh(residual(obs, a_base)), -1, 1),
+
+whose last layer starts at zero, so before any update the policy acts exactly like the base.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robot_rl.core.errors import ConfigError
+
+
+def mlp(sizes: list[int], layer_norm: bool) -> nn.Sequential:
+    """Linear layers of ``sizes`` with (LayerNorm +) ReLU between them, none after the last."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            if layer_norm:
+                layers.append(nn.LayerNorm(b))
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ResidualActor(nn.Module):
+    """``(obs (B, D), base_action (B, A)) -> action (B, A)`` in normalized units.
+
+    Args:
+        obs_dim: D.
+        action_dim: A.
+        hidden: hidden widths.
+        scale: largest correction per dimension (ResFiT: 0.1; 0.2 on hard tasks).
+        layer_norm: LayerNorm between hidden layers.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        hidden: tuple[int, ...] = (256, 256),
+        scale: float = 0.1,
+        layer_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        if not (math.isfinite(scale) and 0 < scale <= 2):
+            raise ConfigError(f"residual action scale must be in (0, 2], got {scale}")
+        self.scale = scale
+        self.net = mlp([obs_dim + action_dim, *hidden, action_dim], layer_norm)
+        last = self.net[-1]
+        nn.init.zeros_(last.weight)  # starts as the identity around the base action
+        nn.init.zeros_(last.bias)
+
+    def correction(self, obs: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
+        """``scale · tanh(residual)``: the correction before clipping, ``(B, A)``."""
+        return self.scale * torch.tanh(self.net(torch.cat([obs, base_action], dim=-1)))
+
+    def forward(self, obs: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
+        return (base_action + self.correction(obs, base_action)).clamp(-1.0, 1.0)
+
+
+class EnsembleLinear(nn.Module):
+    """``E`` independent linear layers applied at once: ``(E, B, in) -> (E, B, out)``."""
+
+    def __init__(self, heads: int, d_in: int, d_out: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(d_in)  # nn.Linear's default init, per head
+        self.weight = nn.Parameter(torch.empty(heads, d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(heads, 1, d_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm over the last dim with a separate affine per head: ``(E, B, d)``."""
+
+    def __init__(self, heads: int, d: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(heads, 1, d))
+        self.bias = nn.Parameter(torch.zeros(heads, 1, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.bias, F.layer_norm(x, x.shape[-1:]), self.weight)
+
+
+class CriticEnsemble(nn.Module):
+    """``E`` Q-functions ``(obs (B, D), action (B, A)) -> (E, B)``, LayerNorm after each hidden
+    layer (RLPD: keeps Q from diverging at high update-to-data ratios)."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        heads: int = 10,
+        hidden: tuple[int, ...] = (256, 256),
+        layer_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        if heads < 2:
+            raise ConfigError(f"the critic ensemble needs >= 2 heads, got {heads}")
+        self.heads = heads
+        sizes = [obs_dim + action_dim, *hidden, 1]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(EnsembleLinear(heads, a, b))
+            if i < len(sizes) - 2:
+                if layer_norm:
+                    layers.append(EnsembleLayerNorm(heads, b))
+                layers.append(nn.ReLU())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([obs, action], dim=-1)
+        q = self.net(x.unsqueeze(0).expand(self.heads, -1, -1))
+        return q.squeeze(-1)

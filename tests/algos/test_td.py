@@ -1,0 +1,79 @@
+"""TD targets and losses against hand-computed values; residual actor and critic ensemble."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from robot_rl.algos.td import actor_loss, critic_loss, ensemble_target, polyak, smoothed_action
+from robot_rl.policies.residual import CriticEnsemble, ResidualActor
+
+
+def test_target_takes_min_of_a_random_pair_and_drops_bootstrap_only_on_termination():
+    q_next = torch.tensor([[1.0, 5.0], [3.0, 2.0], [4.0, 9.0]])  # (E=3, B=2)
+    reward = torch.tensor([0.5, 1.0])
+    discount = torch.tensor([0.9, 0.0])  # env 1's window ended in a termination
+    g = torch.Generator().manual_seed(0)
+    pick = torch.randperm(3, generator=torch.Generator().manual_seed(0))[:2]
+    q_min = q_next[pick].min(dim=0).values
+    target = ensemble_target(q_next, reward, discount, generator=g)
+    assert target.tolist() == pytest.approx([0.5 + 0.9 * q_min[0].item(), 1.0])
+    # With all heads the min is over the whole ensemble: 0.5 + 0.9 · min(1, 3, 4).
+    full = ensemble_target(q_next, reward, discount, subset=3)
+    assert full.tolist() == pytest.approx([0.5 + 0.9 * 1.0, 1.0])
+    # A truncated window bootstraps (discount gamma^K > 0) even though the episode ended.
+    trunc = ensemble_target(q_next, reward, torch.tensor([0.25, 0.25]), subset=3)
+    assert trunc.tolist() == pytest.approx([0.5 + 0.25 * 1.0, 1.0 + 0.25 * 2.0])
+
+
+def test_critic_loss_averages_heads_and_actor_uses_the_mean():
+    q = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
+    target = torch.tensor([0.0, 1.0])
+    loss, info = critic_loss(q, target)
+    # head 0: (1 + 1) / 2 = 1; head 1: (9 + 1) / 2 = 5; mean over heads 3
+    assert loss.item() == pytest.approx(3.0)
+    assert info["q_mean"].item() == pytest.approx(1.5)
+    a_loss, _ = actor_loss(q)
+    assert a_loss.item() == pytest.approx(-1.5)
+
+
+def test_smoothing_noise_is_clipped_and_actions_stay_in_range():
+    action = torch.zeros(10_000, 2)
+    out = smoothed_action(action, std=1.0, clip=0.3, generator=torch.Generator().manual_seed(0))
+    assert out.abs().max().item() == pytest.approx(0.3)
+    edge = smoothed_action(torch.ones(100, 2), std=0.5, clip=0.5)
+    assert edge.max().item() <= 1.0
+
+
+def test_polyak_moves_target_by_tau():
+    src, tgt = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    before = copy.deepcopy(tgt)
+    polyak(tgt, src, 0.25)
+    for t, b, s in zip(tgt.parameters(), before.parameters(), src.parameters()):
+        assert torch.allclose(t, 0.75 * b + 0.25 * s)
+
+
+def test_zero_initialized_residual_acts_exactly_like_the_base():
+    actor = ResidualActor(obs_dim=5, action_dim=3, scale=0.1)
+    obs = torch.randn(64, 5)
+    base = torch.rand(64, 3) * 2 - 1
+    assert torch.equal(actor(obs, base), base)
+    # Once trained away from zero the correction is bounded by the scale.
+    torch.nn.init.normal_(actor.net[-1].weight, std=10.0)
+    delta = actor(obs, base) - base
+    assert delta.abs().max().item() <= 0.1 + 1e-6
+    assert delta.abs().max().item() > 0.05
+
+
+def test_critic_ensemble_heads_are_independent():
+    critic = CriticEnsemble(obs_dim=4, action_dim=2, heads=5, hidden=(16, 16))
+    obs, act = torch.randn(8, 4), torch.randn(8, 2)
+    q = critic(obs, act)
+    assert q.shape == (5, 8)
+    assert not torch.allclose(q[0], q[1])
+    # The gradient of head 0's output reaches only head 0's weights.
+    q[0].sum().backward()
+    first = critic.net[0].weight.grad
+    assert first[0].abs().sum() > 0 and first[1:].abs().sum() == 0
