@@ -89,7 +89,9 @@ class ReplayBuffer:
     ) -> None:
         """Write one vector step. Shapes: ``obs[k]``/``next_obs[k]`` ``(N, *shape)``, ``action``
         ``(N, A)``, ``reward``/``terminated``/``truncated`` ``(N,)``; ``extras`` (e.g. the base
-        action) ``(N, ...)``, stored and returned by :meth:`sample` under their names."""
+        action) ``(N, ...)``, stored and returned by :meth:`sample` under their names. An extra
+        named ``next_*`` describes the next observation: sampling reads it at the bootstrap row
+        of the n-step window (like ``next_obs``), every other extra at the sampled row."""
         n, row = self.num_envs, self.head
         if action.shape != self.action.shape[1:]:
             raise ValueError(f"action must be {tuple(self.action.shape[1:])}, got {action.shape}")
@@ -163,5 +165,5 @@ class ReplayBuffer:
             out[f"obs.{key}"] = self.obs[key][start, env]
             out[f"next_obs.{key}"] = self.next_obs[key][last, env]
         for key, v in self.extras.items():
-            out[key] = v[start, env]
+            out[key] = v[last, env] if key.startswith("next_") else v[start, env]
         return out

@@ -32,6 +32,7 @@ def filled(capacity: int = 8) -> ReplayBuffer:
             truncated,
             {"state": nxt},
             base_action=torch.full((3, 1), -float(t)),
+            next_base_action=torch.full((3, 1), -float(t + 1)),
         )
     return buf
 
@@ -49,6 +50,7 @@ def test_full_window_without_episode_end():
     assert b["steps"] == 3
     assert b["next_obs.state"] == 30.0
     assert b["obs.state"] == 0.0 and b["action"] == 0.0 and b["base_action"] == -0.0
+    assert b["next_base_action"] == -3.0  # read at the bootstrap row, step 2
 
 
 def test_termination_cuts_the_return_and_the_bootstrap():

@@ -1,0 +1,255 @@
+"""Residual off-policy RL on top of a frozen base controller (ResFiT's recipe; our own code).
+
+The base (a BC policy run receding-horizon by a :class:`ChunkRunner`, or any controller with
+``__call__(obs) -> (N, A)`` and ``reset(ids)``) acts; a residual actor adds a bounded correction
+at every control step; a LayerNorm critic ensemble learns n-step TD targets from a replay buffer
+of all N parallel envs. TD3-style: deterministic actor, fixed Gaussian exploration, target-policy
+smoothing, Polyak-averaged target networks, delayed actor updates.
+
+Actions are handled in the env's normalized range [-1, 1] (the arm tasks' action space already
+is). The residual and critic see the raw state standardized with mean/std measured on the
+warm-up data, frozen afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from robot_rl.algos.td import actor_loss, critic_loss, ensemble_target, polyak, smoothed_action
+from robot_rl.core.errors import ConfigError
+from robot_rl.data.replay import ReplayBuffer
+from robot_rl.envs.vec_env import Obs, VecEnv
+from robot_rl.policies.residual import CriticEnsemble, ResidualActor
+
+
+class BaseController(Protocol):
+    """What the residual learner needs of a base policy (a ChunkRunner, a scripted expert)."""
+
+    def __call__(self, obs: Obs) -> torch.Tensor: ...
+
+    def reset(self, ids: torch.Tensor) -> None: ...
+
+
+@dataclass
+class ResidualConfig:
+    """Residual RL hyperparameters (``configs/algo/residual.yaml``); defaults from ResFiT/RLPD."""
+
+    name: str = "residual"
+    env_steps: int = 200_000  # total transitions collected (num_envs per vector step)
+    action_scale: float = 0.1  # largest residual correction per action dimension
+    hidden: tuple[int, ...] = (256, 256)
+    layer_norm: bool = True
+    critic_heads: int = 10
+    target_heads: int = 2  # min over this many random heads in the TD target
+    n_step: int = 3
+    gamma: float = 0.99
+    utd: float = 0.25  # gradient updates per collected transition
+    batch_size: int = 256
+    buffer_size: int = 300_000  # transitions
+    warmup_env_steps: int = 10_000  # base + noise before any update
+    warmup_noise: float = 0.1  # exploration std during warm-up (normalized units)
+    critic_warmup_updates: int = 1_000  # critic-only updates before the actor starts
+    explore_std: float = 0.05
+    target_noise: float = 0.1
+    target_noise_clip: float = 0.3
+    actor_every: int = 2  # critic updates per actor update (TD3's delay)
+    actor_lr: float = 3e-5
+    critic_lr: float = 1e-4
+    tau: float = 0.005
+    grad_clip: float = 1.0
+    # "success": sparse 1 on the step the task succeeds (ResFiT). "task": the task's shaped
+    # reward; its positive closeness terms pay for hovering near the goal, so with termination on
+    # success an agent learns to stay just outside the success radius (measured on arm_reach).
+    reward: str = "success"
+
+    def __post_init__(self) -> None:
+        positive = ("env_steps", "critic_heads", "n_step", "batch_size", "buffer_size")
+        for key in positive + ("actor_every",):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"algo.{key} must be >= 1, got {getattr(self, key)}")
+        if self.critic_heads < 2 or not 1 <= self.target_heads <= self.critic_heads:
+            raise ConfigError(
+                f"algo.target_heads must be in [1, critic_heads={self.critic_heads}], "
+                f"got {self.target_heads}"
+            )
+        for key in ("gamma", "tau"):
+            v = getattr(self, key)
+            if not 0.0 < v <= 1.0:
+                raise ConfigError(f"algo.{key} must be in (0, 1], got {v}")
+        for key in ("utd", "actor_lr", "critic_lr", "action_scale"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"algo.{key} must be a finite number > 0, got {v}")
+        if self.reward not in ("success", "task"):
+            raise ConfigError(f"algo.reward must be 'success' or 'task', got {self.reward!r}")
+
+
+class ResidualLearner:
+    """Actor, critic ensemble, their targets and optimizers, and one update step.
+
+    Args:
+        obs_dim: D of the state the residual sees.
+        action_dim: A.
+        cfg: hyperparameters.
+        device: where networks and batches live.
+        seed: seeds the exploration, smoothing and head-subset draws.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        cfg: ResidualConfig,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.cfg, self.device = cfg, torch.device(device)
+        self.actor = ResidualActor(
+            obs_dim, action_dim, cfg.hidden, cfg.action_scale, cfg.layer_norm
+        ).to(self.device)
+        self.critic = CriticEnsemble(
+            obs_dim, action_dim, cfg.critic_heads, cfg.hidden, cfg.layer_norm
+        ).to(self.device)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.obs_mean = torch.zeros(obs_dim, device=self.device)
+        self.obs_std = torch.ones(obs_dim, device=self.device)
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
+        self.updates = 0
+
+    def fit_normalizer(self, states: torch.Tensor) -> None:
+        """Standardize observations with the mean/std of ``states (M, D)`` from now on."""
+        self.obs_mean = states.mean(dim=0).to(self.device)
+        self.obs_std = states.std(dim=0).clamp_min(1e-3).to(self.device)
+
+    def norm(self, state: torch.Tensor) -> torch.Tensor:
+        return (state.to(self.device) - self.obs_mean) / self.obs_std
+
+    @torch.no_grad()
+    def act(self, state: torch.Tensor, base_action: torch.Tensor, explore: float) -> torch.Tensor:
+        """Base + residual (+ exploration noise of std ``explore``), clipped to [-1, 1]."""
+        action = self.actor(self.norm(state), base_action.to(self.device))
+        if explore > 0:
+            noise = torch.randn(action.shape, generator=self.gen, device=self.device) * explore
+            action = (action + noise).clamp(-1.0, 1.0)
+        return action
+
+    def update(self, batch: dict[str, torch.Tensor], train_actor: bool) -> dict[str, float]:
+        """One critic step and, every ``actor_every`` updates when ``train_actor``, one actor
+        step plus the Polyak updates of both targets."""
+        cfg = self.cfg
+        s, ns = self.norm(batch["obs.state"]), self.norm(batch["next_obs.state"])
+        with torch.no_grad():
+            a_next = self.actor_target(ns, batch["next_base_action"])
+            a_next = smoothed_action(a_next, cfg.target_noise, cfg.target_noise_clip, self.gen)
+            q_next = self.critic_target(ns, a_next)
+            target = ensemble_target(
+                q_next,
+                batch["reward"],
+                batch["discount"],
+                subset=cfg.target_heads,
+                generator=self.gen,
+            )
+        q = self.critic(s, batch["action"])
+        c_loss, info = critic_loss(q, target)
+        self.critic_optim.zero_grad(set_to_none=True)
+        c_loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
+        self.critic_optim.step()
+        self.updates += 1
+        out = {k: float(v) for k, v in info.items()}
+        if train_actor and self.updates % cfg.actor_every == 0:
+            a_pi = self.actor(s, batch["base_action"])
+            a_loss, a_info = actor_loss(self.critic(s, a_pi))
+            self.actor_optim.zero_grad(set_to_none=True)
+            a_loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
+            self.actor_optim.step()
+            out.update({k: float(v) for k, v in a_info.items()})
+            out["residual_abs"] = float((a_pi.detach() - batch["base_action"]).abs().mean())
+        if self.updates % cfg.actor_every == 0:
+            polyak(self.critic_target, self.critic, cfg.tau)
+            polyak(self.actor_target, self.actor, cfg.tau)
+        return out
+
+
+def collect_and_learn(
+    env: VecEnv,
+    base: BaseController,
+    cfg: ResidualConfig,
+    learner: ResidualLearner,
+    *,
+    seed: int = 0,
+    on_step: Callable[[int, dict[str, Any]], None] | None = None,
+) -> ReplayBuffer:
+    """Run the residual learner for ``cfg.env_steps`` transitions in ``env``.
+
+    ``on_step(env_steps, info)`` is called after every vector step with the episode outcomes
+    of envs that finished (``info["episode"]``, ``info["done"]``) and the latest update scalars;
+    the caller evaluates and checkpoints from there.
+    """
+    n = env.num_envs
+    state_dim = env.observation_spec["state"].shape[0]
+    buffer = ReplayBuffer(
+        max(1, cfg.buffer_size // n),
+        n,
+        {"state": (state_dim,)},
+        env.action_dim,
+        device=learner.device,
+    )
+    obs = env.reset(seed=seed)
+    base.reset(torch.arange(n, device=env.device))
+    base_action = base(obs).to(learner.device).clamp(-1.0, 1.0)
+    steps, owed, scalars = 0, 0.0, {}
+    while steps < cfg.env_steps:
+        warm = steps < cfg.warmup_env_steps
+        explore = cfg.warmup_noise if warm else cfg.explore_std
+        if warm:  # the base with noise: the residual has not learned anything yet
+            noise = torch.randn(base_action.shape, generator=learner.gen, device=learner.device)
+            action = (base_action + explore * noise).clamp(-1.0, 1.0)
+        else:
+            action = learner.act(obs["state"], base_action, explore)
+        next_obs, reward, terminated, truncated, info = env.step(action.to(env.device))
+        if cfg.reward == "success":
+            reward = info["success"].float()
+        done = terminated | truncated
+        if bool(done.any()):
+            base.reset(done.nonzero().flatten())
+        next_base = base(next_obs).to(learner.device).clamp(-1.0, 1.0)
+        # The base action at a finished env's final observation is not computed (the base has
+        # already moved on to the new episode); the one it was executing stands in for it. It
+        # matters only when bootstrapping from a truncated episode's last state.
+        done_l = done.to(learner.device)[:, None]
+        buffer.add(
+            {"state": obs["state"]},
+            action,
+            reward.to(learner.device),
+            terminated.to(learner.device),
+            truncated.to(learner.device),
+            {"state": info["final_obs"]["state"]},
+            base_action=base_action,
+            next_base_action=torch.where(done_l, base_action, next_base),
+        )
+        steps += n
+        if not warm:
+            if learner.updates == 0:
+                rows = buffer.obs["state"][: buffer.rows].reshape(-1, state_dim)
+                learner.fit_normalizer(rows)
+            owed += cfg.utd * n
+            while owed >= 1.0:
+                batch = buffer.sample(cfg.batch_size, cfg.n_step, cfg.gamma, learner.gen)
+                train_actor = learner.updates >= cfg.critic_warmup_updates
+                scalars = learner.update(batch, train_actor)
+                owed -= 1.0
+        if on_step is not None:
+            on_step(steps, {"episode": info["episode"], "done": done, "scalars": scalars})
+        obs, base_action = next_obs, next_base
+    return buffer
