@@ -60,7 +60,9 @@ def plot_eval(results: Mapping[str, EvalResult], out: Path) -> list[Path]:
     ax.errorbar(names, rates, yerr=[rates - ci[:, 0], ci[:, 1] - rates], fmt="none", c="k")
     for i, r in enumerate(rates):
         n = results[names[i]].stats.episodes
-        ax.text(i, min(r + 0.04, 0.95), f"{r:.0%}\n(n={n})", ha="center", fontsize=8)
+        inside = r > 0.25  # inside the bar, clear of the interval's whisker
+        y, color = (r / 2, "white") if inside else (r + 0.05, "black")
+        ax.text(i, y, f"{r:.0%}\n(n={n})", ha="center", va="center", fontsize=8, color=color)
     ax.set_ylim(0, 1)
     ax.set_ylabel("success rate (95% Wilson CI)")
     fig.tight_layout()
