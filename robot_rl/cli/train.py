@@ -1,4 +1,4 @@
-"""``robot-rl train bc ...`` (behaviour cloning); ``train residual`` arrives with issue 4."""
+"""``robot-rl train bc ...`` (behaviour cloning) and ``robot-rl train residual ...``."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ from robot_rl.cli.compose import compose_config, to_container
 from robot_rl.core import ConfigError
 from robot_rl.envs.config import build_config
 
-ALGOS = ("bc",)
+ALGOS = ("bc", "residual")
 
 
 def main(args: list[str]) -> int:
-    from robot_rl.algos.bc_jobs import TrainBCJob, run_train_bc
-
     if not args or args[0] not in ALGOS:
         got = repr(args[0]) if args else "nothing"
         raise ConfigError(f"usage: robot-rl train {{{'|'.join(ALGOS)}}} key=value ...; got {got}")
-    job = build_config(
-        TrainBCJob, to_container(compose_config("train_bc", args[1:])), where="train bc"
-    )
-    run_train_bc(job)
+    config = to_container(compose_config(f"train_{args[0]}", args[1:]))
+    if args[0] == "bc":
+        from robot_rl.algos.bc_jobs import TrainBCJob, run_train_bc
+
+        run_train_bc(build_config(TrainBCJob, config, where="train bc"))
+    else:
+        from robot_rl.algos.residual_job import TrainResidualJob, run_train_residual
+
+        run_train_residual(build_config(TrainResidualJob, config, where="train residual"))
     return 0

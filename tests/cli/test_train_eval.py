@@ -82,6 +82,7 @@ def test_eval_writes_report_plots_and_video(trained, tmp_path, capsys):
     [
         (["train", "bc"], "dataset=DIR"),
         (["train", "ppo"], "usage: robot-rl train"),
+        (["train", "residual"], "base=DIR"),
         (["train", "bc", "dataset=/nonexistent/ds"], "/nonexistent/ds"),
         (["train", "bc", "dataset=x", "policy=nope"], "nope"),
         (["train", "bc", "dataset=x", "policy.horizon_typo=3"], "horizon_typo"),
@@ -127,3 +128,15 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
     assert main([*args, "overwrite=true", "policy.horizn=8"]) == 2
     assert "horizn" in capsys.readouterr().err
     assert (root / "summary.md").is_file()
+
+
+def test_train_residual_runs_on_a_frozen_bc_base(trained, tmp_path):
+    out = tmp_path / "res"
+    args = ["train", "residual", f"base={trained / 'checkpoints' / 'last'}", f"out={out}"]
+    args += ["num_envs=4", "algo.env_steps=160", "algo.warmup_env_steps=80", "algo.utd=0.05"]
+    args += ["algo.critic_warmup_updates=1", "eval_every=80", "eval_episodes=2", "eval_envs=2"]
+    assert main([*args, "task.episode_length=20"]) == 0
+    summary = json.loads((out / "residual_summary.json").read_text())
+    assert [h["env_steps"] for h in summary["history"]] == [0, 80, 160]
+    meta = json.loads((out / "checkpoints" / "last" / "config.json").read_text())
+    assert meta["steps"] == 160 and meta["task"] == "arm_push"

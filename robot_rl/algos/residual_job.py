@@ -1,0 +1,193 @@
+"""The job behind ``robot-rl train residual base=<checkpoint>``: a frozen BC policy, a residual
+actor-critic trained in N parallel envs, base vs base+residual evaluated on the same seeds."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from safetensors.torch import save_file
+
+from robot_rl.algos.bc_jobs import eval_task_configs
+from robot_rl.algos.chunk_runner import ChunkRunner
+from robot_rl.algos.residual import (
+    BaseController,
+    ResidualConfig,
+    ResidualLearner,
+    collect_and_learn,
+)
+from robot_rl.algos.rollout import RolloutStats, rollout
+from robot_rl.algos.train_state import write_checkpoint
+from robot_rl.core.errors import ConfigError
+from robot_rl.core.progress import progress_bar
+from robot_rl.envs import make
+from robot_rl.envs.config import TaskConfig, build_config
+from robot_rl.envs.task_env import TaskEnv
+from robot_rl.envs.vec_env import Obs
+from robot_rl.policies import Policy, load
+
+
+def base_runner(policy: Policy, env: TaskEnv) -> ChunkRunner:
+    """The frozen base policy run receding-horizon in ``env``."""
+    return ChunkRunner(
+        policy,
+        env.num_envs,
+        instructions=env.instructions,
+        cameras=env.cfg.image.cameras if env.cfg.image.enabled else (),
+        state_names=env.state_names,
+        generator=torch.Generator().manual_seed(0),
+    )
+
+
+class ResidualController:
+    """Base + residual without exploration: what evaluation and deployment run."""
+
+    def __init__(self, base: BaseController, learner: ResidualLearner) -> None:
+        self.base, self.learner = base, learner
+
+    def __call__(self, obs: Obs) -> torch.Tensor:
+        base_action = self.base(obs).to(self.learner.device).clamp(-1.0, 1.0)
+        return self.learner.act(obs["state"], base_action, 0.0)
+
+    def reset(self, ids: torch.Tensor) -> None:
+        self.base.reset(ids)
+
+
+def evaluate_controller(
+    task: TaskConfig, make_controller, episodes: int, num_envs: int, seed: int
+) -> RolloutStats:
+    """``episodes`` episodes of a controller built for a fresh env (same seed ⇒ same episodes)."""
+    env = make(task, min(num_envs, episodes), seed=seed)
+    try:
+        ctrl = make_controller(env)
+        return rollout(env, ctrl, episodes, seed=seed, on_reset=ctrl.reset)
+    finally:
+        env.close()
+
+
+@dataclass
+class TrainResidualJob:
+    """``robot-rl train residual`` (``configs/train_residual.yaml``)."""
+
+    task: dict[str, Any] = field(default_factory=dict)
+    algo: dict[str, Any] = field(default_factory=dict)
+    base: str | None = None  # BC policy checkpoint directory (frozen)
+    out: str | None = None  # default runs/residual_<task>
+    num_envs: int = 16
+    eval_every: int = 20_000  # env steps between evaluations
+    eval_episodes: int = 100
+    eval_envs: int = 50
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for key in ("num_envs", "eval_every", "eval_episodes", "eval_envs"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+
+
+def save_residual(directory: Path, learner: ResidualLearner, meta: dict[str, Any]) -> None:
+    """``config.json`` (algo settings, base checkpoint, counters) + ``residual.safetensors``
+    (actor, critic, their targets, the observation standardization)."""
+
+    def write(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        tensors = {f"actor.{k}": v for k, v in learner.actor.state_dict().items()}
+        tensors |= {f"critic.{k}": v for k, v in learner.critic.state_dict().items()}
+        tensors |= {f"actor_target.{k}": v for k, v in learner.actor_target.state_dict().items()}
+        tensors |= {f"critic_target.{k}": v for k, v in learner.critic_target.state_dict().items()}
+        tensors |= {"obs_mean": learner.obs_mean, "obs_std": learner.obs_std}
+        cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        save_file(cpu, str(tmp / "residual.safetensors"), metadata={"format": "pt"})
+        (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    write_checkpoint(directory, write)
+
+
+def run_train_residual(job: TrainResidualJob, console: Console | None = None) -> dict[str, Any]:
+    """Evaluate the base, train the residual with periodic evaluation; returns the summary."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    console = console or Console()
+    cfg = build_config(ResidualConfig, job.algo, where="algo")
+    if not job.base:
+        raise ConfigError("train residual needs base=DIR (a BC policy checkpoint)")
+    policy = load(job.base, device=job.device)
+    (task,) = eval_task_configs(policy, job.task, [job.task.get("name") or policy.config.task])
+    out = Path(job.out or f"runs/residual_{task.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    env = make(task, job.num_envs, seed=job.seed)
+    learner = ResidualLearner(
+        env.observation_spec["state"].shape[0], env.action_dim, cfg, job.device, job.seed
+    )
+    eval_seed = job.seed + 10_000
+
+    def evaluate(with_residual: bool) -> RolloutStats:
+        def build(e: TaskEnv):
+            runner = base_runner(policy, e)
+            return ResidualController(runner, learner) if with_residual else _Plain(runner)
+
+        return evaluate_controller(task, build, job.eval_episodes, job.eval_envs, eval_seed)
+
+    base_stats = evaluate(False)
+    console.print(
+        f"base {job.base}: success {base_stats.success_rate:.1%} on {job.eval_episodes} episodes"
+    )
+    tb = SummaryWriter(log_dir=str(out / "tb"))
+    history = [{"env_steps": 0, "success": base_stats.success_rate}]
+    start, next_eval = time.perf_counter(), job.eval_every
+    meta = {"base": str(job.base), "task": task.name, "algo": asdict(cfg)}
+    try:
+        with progress_bar("info") as bar:
+            bar_job = bar.add_task("residual RL", total=cfg.env_steps, info="")
+
+            def on_step(steps: int, info: dict[str, Any]) -> None:
+                nonlocal next_eval
+                for k, v in info["scalars"].items():
+                    tb.add_scalar(f"train/{k}", v, steps)
+                if steps >= next_eval or steps >= cfg.env_steps:
+                    next_eval += job.eval_every
+                    stats = evaluate(True)
+                    history.append({"env_steps": steps, "success": stats.success_rate})
+                    tb.add_scalar("eval/success_rate", stats.success_rate, steps)
+                    save_residual(out / "checkpoints" / "last", learner, meta | {"steps": steps})
+                    bar.update(bar_job, info=f"success {stats.success_rate:.0%}")
+                bar.update(bar_job, completed=steps)
+
+            collect_and_learn(
+                env, _Plain(base_runner(policy, env)), cfg, learner, seed=job.seed, on_step=on_step
+            )
+    finally:
+        tb.close()
+        env.close()
+    summary = {
+        "base_success": base_stats.success_rate,
+        "final_success": history[-1]["success"],
+        "history": history,
+        "env_steps": cfg.env_steps,
+        "wall_seconds": time.perf_counter() - start,
+    }
+    (out / "residual_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    console.print(
+        f"base {summary['base_success']:.1%} → base+residual {summary['final_success']:.1%} "
+        f"after {cfg.env_steps} env steps ({summary['wall_seconds']:.0f} s)"
+    )
+    return summary
+
+
+class _Plain:
+    """A ChunkRunner's actions clipped to the action range (the base alone)."""
+
+    def __init__(self, runner: ChunkRunner) -> None:
+        self.runner = runner
+
+    def __call__(self, obs: Obs) -> torch.Tensor:
+        return self.runner(obs).clamp(-1.0, 1.0)
+
+    def reset(self, ids: torch.Tensor) -> None:
+        self.runner.reset(ids)
