@@ -128,7 +128,7 @@ class ResidualLearner:
     def fit_normalizer(self, states: torch.Tensor) -> None:
         """Standardize observations with the mean/std of ``states (M, D)`` from now on."""
         self.obs_mean = states.mean(dim=0).to(self.device)
-        self.obs_std = states.std(dim=0).clamp_min(1e-3).to(self.device)
+        self.obs_std = states.std(dim=0).clamp_min(1e-2).to(self.device)
 
     def norm(self, state: torch.Tensor) -> torch.Tensor:
         return (state.to(self.device) - self.obs_mean) / self.obs_std
