@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,11 @@ class ResidualController:
 
 
 def evaluate_controller(
-    task: TaskConfig, make_controller, episodes: int, num_envs: int, seed: int
+    task: TaskConfig,
+    make_controller: Callable[[TaskEnv], BaseController],
+    episodes: int,
+    num_envs: int,
+    seed: int,
 ) -> RolloutStats:
     """``episodes`` episodes of a controller built for a fresh env (same seed ⇒ same episodes)."""
     env = make(task, min(num_envs, episodes), seed=seed)
