@@ -67,6 +67,7 @@ class ResidualConfig:
     # reward; its positive closeness terms pay for hovering near the goal, so with termination on
     # success an agent learns to stay just outside the success radius (measured on arm_reach).
     reward: str = "success"
+    demo_ratio: float = 0.5  # share of each batch drawn from demonstrations (RLPD), when given
 
     def __post_init__(self) -> None:
         positive = ("env_steps", "critic_heads", "n_step", "batch_size", "buffer_size")
@@ -86,6 +87,8 @@ class ResidualConfig:
             v = getattr(self, key)
             if not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"algo.{key} must be a finite number > 0, got {v}")
+        if not 0.0 <= self.demo_ratio < 1.0:
+            raise ConfigError(f"algo.demo_ratio must be in [0, 1), got {self.demo_ratio}")
         if self.reward not in ("success", "task"):
             raise ConfigError(f"algo.reward must be 'success' or 'task', got {self.reward!r}")
 
@@ -188,9 +191,13 @@ def collect_and_learn(
     learner: ResidualLearner,
     *,
     seed: int = 0,
+    demos: ReplayBuffer | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> ReplayBuffer:
     """Run the residual learner for ``cfg.env_steps`` transitions in ``env``.
+
+    With ``demos`` (see ``residual_demos.demo_buffer``), ``cfg.demo_ratio`` of every batch comes
+    from them and the rest from the online buffer (RLPD's symmetric sampling).
 
     ``on_step(env_steps, info)`` is called after every vector step with the episode outcomes
     of envs that finished (``info["episode"]``, ``info["done"]``) and the latest update scalars;
@@ -245,7 +252,7 @@ def collect_and_learn(
                 learner.fit_normalizer(rows)
             owed += cfg.utd * n
             while owed >= 1.0:
-                batch = buffer.sample(cfg.batch_size, cfg.n_step, cfg.gamma, learner.gen)
+                batch = mixed_batch(buffer, demos, cfg, learner.gen)
                 train_actor = learner.updates >= cfg.critic_warmup_updates
                 scalars = learner.update(batch, train_actor)
                 owed -= 1.0
@@ -253,3 +260,19 @@ def collect_and_learn(
             on_step(steps, {"episode": info["episode"], "done": done, "scalars": scalars})
         obs, base_action = next_obs, next_base
     return buffer
+
+
+def mixed_batch(
+    online: ReplayBuffer,
+    demos: ReplayBuffer | None,
+    cfg: ResidualConfig,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """``cfg.batch_size`` transitions: ``round(demo_ratio · B)`` from ``demos`` (when given),
+    the rest from ``online``, concatenated (demonstrations last)."""
+    from_demos = round(cfg.demo_ratio * cfg.batch_size) if demos is not None else 0
+    batch = online.sample(cfg.batch_size - from_demos, cfg.n_step, cfg.gamma, generator)
+    if demos is None or from_demos == 0:
+        return batch
+    extra = demos.sample(from_demos, cfg.n_step, cfg.gamma, generator)
+    return {k: torch.cat([v, extra[k]]) for k, v in batch.items()}

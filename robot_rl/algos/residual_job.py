@@ -22,10 +22,12 @@ from robot_rl.algos.residual import (
     ResidualLearner,
     collect_and_learn,
 )
+from robot_rl.algos.residual_demos import demo_buffer
 from robot_rl.algos.rollout import RolloutStats, rollout
 from robot_rl.algos.train_state import write_checkpoint
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
+from robot_rl.data import LeRobotDataset
 from robot_rl.envs import make
 from robot_rl.envs.config import TaskConfig, build_config
 from robot_rl.envs.task_env import TaskEnv
@@ -82,6 +84,7 @@ class TrainResidualJob:
     task: dict[str, Any] = field(default_factory=dict)
     algo: dict[str, Any] = field(default_factory=dict)
     base: str | None = None  # BC policy checkpoint directory (frozen)
+    demos: str | None = None  # demonstration dataset (e.g. the base's BC data); None: online only
     out: str | None = None  # default runs/residual_<task>
     num_envs: int = 16
     eval_every: int = 20_000  # env steps between evaluations
@@ -131,6 +134,10 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
         env.observation_spec["state"].shape[0], env.action_dim, cfg, job.device, job.seed
     )
     eval_seed = job.seed + 10_000
+    demos = None
+    if job.demos:
+        demos = demo_buffer(LeRobotDataset(job.demos), policy, reward=cfg.reward, device=job.device)
+        console.print(f"demonstrations: {len(demos)} transitions from {job.demos}, relabeled")
 
     def evaluate(with_residual: bool) -> RolloutStats:
         def build(e: TaskEnv):

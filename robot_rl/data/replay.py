@@ -114,6 +114,29 @@ class ReplayBuffer:
         self.head = (row + 1) % self.capacity
         self.rows = min(self.rows + 1, self.capacity)
 
+    def extend(
+        self,
+        obs: Mapping[str, torch.Tensor],
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+        next_obs: Mapping[str, torch.Tensor],
+        **extras: torch.Tensor,
+    ) -> None:
+        """Write ``T`` vector steps at once: every argument of :meth:`add` with a leading time
+        axis (``(T, N, ...)``). Used to load demonstrations."""
+        for t in range(action.shape[0]):
+            self.add(
+                {k: v[t] for k, v in obs.items()},
+                action[t],
+                reward[t],
+                terminated[t],
+                truncated[t],
+                {k: v[t] for k, v in next_obs.items()},
+                **{k: v[t] for k, v in extras.items()},
+            )
+
     def sample(
         self,
         batch_size: int,

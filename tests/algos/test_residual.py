@@ -1,0 +1,77 @@
+"""Residual RL data plumbing: batch composition, demonstrations relabeled with the base."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from robot_rl.algos.residual import ResidualConfig, mixed_batch
+from robot_rl.algos.residual_demos import demo_buffer
+from robot_rl.core.errors import ConfigError
+from robot_rl.data import DatasetWriter, Feature, LeRobotDataset
+from robot_rl.data.replay import ReplayBuffer
+from tests.policies.conftest import stats_for, tiny_config
+
+
+def _buffer(marker: float, rows: int = 20, envs: int = 4) -> ReplayBuffer:
+    buf = ReplayBuffer(rows, envs, {"state": (1,)}, action_dim=2)
+    for _ in range(rows):
+        full = torch.full((envs, 1), marker)
+        no = torch.zeros(envs, dtype=torch.bool)
+        buf.add({"state": full}, torch.zeros(envs, 2), torch.zeros(envs), no, no, {"state": full})
+    return buf
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.25, 0.5])
+def test_batch_composition_matches_the_demo_fraction(ratio):
+    cfg = ResidualConfig(batch_size=256, demo_ratio=ratio)
+    batch = mixed_batch(_buffer(0.0), _buffer(1.0), cfg, torch.Generator().manual_seed(0))
+    assert batch["obs.state"].shape == (256, 1)
+    assert int(batch["obs.state"].sum()) == round(ratio * 256)
+    online_only = mixed_batch(_buffer(0.0), None, cfg)
+    assert int(online_only["obs.state"].sum()) == 0
+    with pytest.raises(ConfigError, match="demo_ratio"):
+        ResidualConfig(demo_ratio=1.0)
+
+
+def test_demonstrations_become_transitions_relabeled_with_the_base(tmp_path):
+    from robot_rl.policies import FlowPolicy
+
+    feats = {
+        "observation.state": Feature("float32", (3,)),
+        "action": Feature("float32", (2,)),
+        "next.done": Feature("bool", (1,)),
+        "next.success": Feature("bool", (1,)),
+    }
+    lengths = (5, 3)
+    rng = np.random.default_rng(0)
+    with DatasetWriter.create(tmp_path / "d", fps=10, features=feats) as w:
+        for t in lengths:
+            done = np.zeros((t, 1), bool)
+            done[-1] = True
+            w.add_episode(
+                {
+                    "observation.state": rng.normal(size=(t, 3)).astype(np.float32),
+                    "action": rng.uniform(-1, 1, size=(t, 2)).astype(np.float32),
+                    "next.done": done,
+                    "next.success": done,
+                },
+                task="push",
+            )
+    cfg = tiny_config("flow", state_dim=3, action_dim=2, obs_horizon=2)
+    policy = FlowPolicy(
+        cfg, stats={"observation.state": stats_for(3), "action": stats_for(2, -1.0, 1.0)}
+    ).eval()
+    buf = demo_buffer(LeRobotDataset(tmp_path / "d"), policy)
+    assert len(buf) == sum(lengths)
+    assert buf.terminated[:, 0].tolist() == [False] * 4 + [True] + [False] * 2 + [True]
+    assert buf.reward[:, 0].sum().item() == 2.0  # one success per episode
+    base = buf.extras["base_action"][:, 0]
+    nxt = buf.extras["next_base_action"][:, 0]
+    assert base.abs().max() <= 1.0 and base.abs().sum() > 0
+    assert torch.equal(nxt[:4], base[1:5])  # next base action = the base's at the next frame
+    # A 3-step window from frame 3 of episode 0 stops at its termination (frame 4).
+    out = buf.gather(torch.tensor([3]), torch.tensor([0]), 3, 0.5)
+    assert out["steps"].item() == 2 and out["reward"].item() == pytest.approx(0.5)
+    assert out["discount"].item() == 0.0
