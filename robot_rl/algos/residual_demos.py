@@ -20,7 +20,11 @@ from robot_rl.policies import Policy
 
 
 def base_actions_on_episodes(
-    policy: Policy, states: list[np.ndarray], tasks: list[int], instructions: list[str]
+    policy: Policy,
+    states: list[np.ndarray],
+    tasks: list[int],
+    instructions: list[str],
+    state_names: list[str] | None = None,
 ) -> list[torch.Tensor]:
     """The base's action at every frame of every episode, as it would run them: episodes are
     columns of one batch, stepped in time together. Returns ``(T_e, A)`` per episode."""
@@ -30,6 +34,7 @@ def base_actions_on_episodes(
         policy,
         n,
         instructions=instructions,
+        state_names=state_names or (),
         generator=torch.Generator().manual_seed(0),
     )
     task = torch.tensor(tasks, dtype=torch.long)
@@ -65,7 +70,11 @@ def demo_buffer(
         raise DatasetError(f"{ds.root} has no episodes")
     states = [e["observation.state"].astype(np.float32) for e in episodes]
     base = base_actions_on_episodes(
-        policy, states, [int(e["task_index"][0]) for e in episodes], ds.tasks
+        policy,
+        states,
+        [int(e["task_index"][0]) for e in episodes],
+        ds.tasks,
+        feats["observation.state"].names,
     )
     cols = {k: [] for k in ("s", "a", "r", "term", "trunc", "ns", "base", "next_base")}
     for e, s, b in zip(episodes, states, base):
@@ -88,7 +97,7 @@ def demo_buffer(
     buffer.extend(
         {"state": cat["s"]},
         cat["a"],
-        cat["r"][..., 0] if cat["r"].dim() == 3 else cat["r"],
+        cat["r"],
         cat["term"],
         cat["trunc"],
         {"state": cat["ns"]},
