@@ -142,7 +142,8 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     def evaluate(with_residual: bool) -> RolloutStats:
         def build(e: TaskEnv):
             runner = base_runner(policy, e)
-            return ResidualController(runner, learner) if with_residual else _Plain(runner)
+            # the base alone: the env clips its actions to the action range
+            return ResidualController(runner, learner) if with_residual else runner
 
         return evaluate_controller(task, build, job.eval_episodes, job.eval_envs, eval_seed)
 
@@ -171,9 +172,8 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
                     bar.update(bar_job, info=f"success {stats.success_rate:.0%}")
                 bar.update(bar_job, completed=steps)
 
-            collect_and_learn(
-                env, _Plain(base_runner(policy, env)), cfg, learner, seed=job.seed, on_step=on_step
-            )
+            base = base_runner(policy, env)
+            collect_and_learn(env, base, cfg, learner, seed=job.seed, demos=demos, on_step=on_step)
     finally:
         tb.close()
         env.close()
@@ -190,16 +190,3 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
         f"after {cfg.env_steps} env steps ({summary['wall_seconds']:.0f} s)"
     )
     return summary
-
-
-class _Plain:
-    """A ChunkRunner's actions clipped to the action range (the base alone)."""
-
-    def __init__(self, runner: ChunkRunner) -> None:
-        self.runner = runner
-
-    def __call__(self, obs: Obs) -> torch.Tensor:
-        return self.runner(obs).clamp(-1.0, 1.0)
-
-    def reset(self, ids: torch.Tensor) -> None:
-        self.runner.reset(ids)

@@ -130,9 +130,20 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
     assert (root / "summary.md").is_file()
 
 
-def test_train_residual_runs_on_a_frozen_bc_base(trained, tmp_path):
+def test_train_residual_runs_on_a_frozen_bc_base(trained, dataset, tmp_path, monkeypatch):
+    import robot_rl.algos.residual as residual
+
+    sampled_demos = []
+    real = residual.mixed_batch
+
+    def spy(online, demos, cfg, generator=None):
+        sampled_demos.append(demos is not None and len(demos) > 0)
+        return real(online, demos, cfg, generator)
+
+    monkeypatch.setattr(residual, "mixed_batch", spy)
     out = tmp_path / "res"
     args = ["train", "residual", f"base={trained / 'checkpoints' / 'last'}", f"out={out}"]
+    args += [f"demos={dataset}"]
     args += ["num_envs=4", "algo.env_steps=160", "algo.warmup_env_steps=80", "algo.utd=0.05"]
     args += ["algo.critic_warmup_updates=1", "eval_every=80", "eval_episodes=2", "eval_envs=2"]
     assert main([*args, "task.episode_length=20"]) == 0
@@ -140,3 +151,4 @@ def test_train_residual_runs_on_a_frozen_bc_base(trained, tmp_path):
     assert [h["env_steps"] for h in summary["history"]] == [0, 80, 160]
     meta = json.loads((out / "checkpoints" / "last" / "config.json").read_text())
     assert meta["steps"] == 160 and meta["task"] == "arm_push"
+    assert sampled_demos and all(sampled_demos)  # every update drew from the demonstrations
