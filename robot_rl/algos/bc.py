@@ -28,7 +28,7 @@ from robot_rl.algos.train_state import (
     write_checkpoint,
 )
 from robot_rl.core.errors import ConfigError, RobotRLError
-from robot_rl.policies import POLICIES, CheckpointError, Policy, load, save
+from robot_rl.policies import POLICIES, CheckpointError, Policy, PolicyConfig, load, save
 
 
 @dataclass
@@ -78,6 +78,16 @@ def lr_factor(step: int, cfg: BCConfig) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def policy_config(policy_cfg: dict[str, Any], **shapes: Any) -> PolicyConfig:
+    """The typed config of policy ``policy_cfg['name']`` from its settings plus ``shapes``
+    (``state_dim``, ``action_dim``, ...); any problem is a one-line :class:`ConfigError`."""
+    fields = dict(policy_cfg)
+    name = fields.pop("name", None)
+    if name not in POLICIES:
+        raise ConfigError(f"policy name must be one of {POLICIES.names()}, got {name!r}")
+    return POLICIES.get(name).config_class.from_dict({**fields, **shapes})
+
+
 def build_policy(
     policy_cfg: dict[str, Any],
     data: BCData,
@@ -87,13 +97,9 @@ def build_policy(
 ) -> Policy:
     """A fresh policy of ``policy_cfg['name']`` shaped by the data: state/action dims, cameras,
     image size, instructions (language when there are several, or when ``language`` says so)."""
-    fields = dict(policy_cfg)
-    name = fields.pop("name", None)
-    if name not in POLICIES:
-        raise ConfigError(f"policy name must be one of {POLICIES.names()}, got {name!r}")
-    cls = POLICIES.get(name)
     use_text = len(data.instructions) > 1 if language is None else language
-    fields.update(
+    config = policy_config(
+        policy_cfg,
         state_dim=data.state_dim,
         action_dim=data.action_dim,
         task=task,
@@ -102,7 +108,7 @@ def build_policy(
         instructions=list(data.instructions) if use_text else [],
         state_names=list(data.state_names),
     )
-    return cls(cls.config_class.from_dict(fields), stats=data.stats)
+    return POLICIES.get(config.name)(config, stats=data.stats)
 
 
 Evaluator = Callable[[Policy], dict[str, EvalResult]]

@@ -16,14 +16,13 @@ from typing import Any
 
 from rich.console import Console
 
-from robot_rl.algos.bc import BCConfig
+from robot_rl.algos.bc import BCConfig, policy_config
 from robot_rl.algos.bc_jobs import EvalJob, TrainBCJob, run_eval, run_train_bc
 from robot_rl.algos.demos import collect_demos
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
 from robot_rl.envs import load_task_config
 from robot_rl.envs.config import build_config
-from robot_rl.policies import POLICIES
 
 
 @dataclass
@@ -146,11 +145,7 @@ def run_pipeline(job: PipelineJob, console: Console | None = None) -> dict[str, 
 def check_settings(policy: dict[str, Any], algo: dict[str, Any]) -> None:
     """Build the typed policy and algo configs once (with placeholder shapes) so that a typo in a
     ``policy.*`` / ``algo.*`` override fails before the pipeline starts."""
-    fields = dict(policy)
-    name = fields.pop("name", None)
-    if name not in POLICIES:
-        raise ConfigError(f"policy name must be one of {POLICIES.names()}, got {name!r}")
-    POLICIES.get(name).config_class.from_dict({**fields, "state_dim": 1, "action_dim": 1})
+    policy_config(policy, state_dim=1, action_dim=1)
     build_config(BCConfig, algo, where="algo")
 
 

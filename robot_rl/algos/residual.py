@@ -215,7 +215,7 @@ def collect_and_learn(
     obs = env.reset(seed=seed)
     base.reset(torch.arange(n, device=env.device))
     base_action = base(obs).to(learner.device).clamp(-1.0, 1.0)
-    steps, owed, scalars = 0, 0.0, {}
+    steps, owed, scalars, fitted = 0, 0.0, {}, False
     while steps < cfg.env_steps:
         warm = steps < cfg.warmup_env_steps
         explore = cfg.warmup_noise if warm else cfg.explore_std
@@ -247,9 +247,9 @@ def collect_and_learn(
         )
         steps += n
         if not warm:
-            if learner.updates == 0:
-                rows = buffer.obs["state"][: buffer.rows].reshape(-1, state_dim)
-                learner.fit_normalizer(rows)
+            if not fitted:  # once, on the warm-up data; frozen from then on
+                learner.fit_normalizer(buffer.obs["state"][: buffer.rows].reshape(-1, state_dim))
+                fitted = True
             owed += cfg.utd * n
             while owed >= 1.0:
                 batch = mixed_batch(buffer, demos, cfg, learner.gen)

@@ -92,27 +92,15 @@ class ReplayBuffer:
         action) ``(N, ...)``, stored and returned by :meth:`sample` under their names. An extra
         named ``next_*`` describes the next observation: sampling reads it at the bootstrap row
         of the n-step window (like ``next_obs``), every other extra at the sampled row."""
-        n, row = self.num_envs, self.head
-        if action.shape != self.action.shape[1:]:
-            raise ValueError(f"action must be {tuple(self.action.shape[1:])}, got {action.shape}")
-        for name, v in (("reward", reward), ("terminated", terminated), ("truncated", truncated)):
-            if v.shape != (n,):
-                raise ValueError(f"{name} must have shape ({n},), got {tuple(v.shape)}")
-        for k in self.obs:
-            self.obs[k][row] = obs[k]
-            self.next_obs[k][row] = next_obs[k]
-        self.action[row] = action
-        self.reward[row] = reward
-        self.terminated[row] = terminated
-        self.truncated[row] = truncated
-        for k, v in extras.items():
-            if k not in self.extras:
-                self.extras[k] = torch.zeros(
-                    self.capacity, n, *v.shape[1:], dtype=v.dtype, device=self.device
-                )
-            self.extras[k][row] = v
-        self.head = (row + 1) % self.capacity
-        self.rows = min(self.rows + 1, self.capacity)
+        self.extend(
+            {k: v[None] for k, v in obs.items()},
+            action[None],
+            reward[None],
+            terminated[None],
+            truncated[None],
+            {k: v[None] for k, v in next_obs.items()},
+            **{k: v[None] for k, v in extras.items()},
+        )
 
     def extend(
         self,
@@ -125,17 +113,32 @@ class ReplayBuffer:
         **extras: torch.Tensor,
     ) -> None:
         """Write ``T`` vector steps at once: every argument of :meth:`add` with a leading time
-        axis (``(T, N, ...)``). Used to load demonstrations."""
-        for t in range(action.shape[0]):
-            self.add(
-                {k: v[t] for k, v in obs.items()},
-                action[t],
-                reward[t],
-                terminated[t],
-                truncated[t],
-                {k: v[t] for k, v in next_obs.items()},
-                **{k: v[t] for k, v in extras.items()},
+        axis ``(T, N, ...)`` (demonstrations load this way). Beyond ``capacity`` steps only the
+        newest are kept."""
+        t, n = action.shape[0], self.num_envs
+        if action.shape[1:] != self.action.shape[1:]:
+            raise ValueError(
+                f"action must be (T, {n}, {self.action.shape[2]}), got {tuple(action.shape)}"
             )
+        for name, v in (("reward", reward), ("terminated", terminated), ("truncated", truncated)):
+            if v.shape != (t, n):
+                raise ValueError(f"{name} must have shape ({n},) per step, got {tuple(v.shape)}")
+        rows = (self.head + torch.arange(t, device=self.device)) % self.capacity
+        columns = [(self.obs[k], obs[k]) for k in self.obs]
+        columns += [(self.next_obs[k], next_obs[k]) for k in self.obs]
+        columns += [(self.action, action), (self.reward, reward)]
+        columns += [(self.terminated, terminated), (self.truncated, truncated)]
+        for k, v in extras.items():
+            if k not in self.extras:
+                self.extras[k] = torch.zeros(
+                    self.capacity, n, *v.shape[2:], dtype=v.dtype, device=self.device
+                )
+            columns.append((self.extras[k], v))
+        keep = slice(max(0, t - self.capacity), t)  # later rows overwrite earlier ones
+        for store, values in columns:
+            store[rows[keep]] = values[keep].to(self.device, store.dtype)
+        self.head = (self.head + t) % self.capacity
+        self.rows = min(self.rows + t, self.capacity)
 
     def sample(
         self,

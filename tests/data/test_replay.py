@@ -117,3 +117,33 @@ def test_bad_shapes_and_empty_buffer():
             torch.zeros(2, dtype=torch.bool),
             {"state": torch.zeros(2, 1)},
         )
+
+
+def test_extend_equals_step_by_step_adds_including_wraparound():
+    steps = filled(capacity=8)  # 5 adds
+    t = 11  # more than the capacity: only the newest 4 rows survive after the 5 adds
+    rng = torch.Generator().manual_seed(0)
+    block = {
+        "obs": {"state": torch.randn(t, 3, 1, generator=rng)},
+        "action": torch.randn(t, 3, 1, generator=rng),
+        "reward": torch.randn(t, 3, generator=rng),
+        "terminated": torch.rand(t, 3, generator=rng) < 0.2,
+        "truncated": torch.rand(t, 3, generator=rng) < 0.2,
+        "next_obs": {"state": torch.randn(t, 3, 1, generator=rng)},
+        "base_action": torch.randn(t, 3, 1, generator=rng),
+        "next_base_action": torch.randn(t, 3, 1, generator=rng),
+    }
+    bulk = filled(capacity=8)
+    bulk.extend(**block)
+    for i in range(t):
+        steps.add(
+            **{
+                k: ({"state": v["state"][i]} if isinstance(v, dict) else v[i])
+                for k, v in block.items()
+            }
+        )
+    assert (bulk.head, bulk.rows) == (steps.head, steps.rows) == ((5 + t) % 8, 8)
+    for name in ("action", "reward", "terminated", "truncated"):
+        assert torch.equal(getattr(bulk, name), getattr(steps, name)), name
+    assert torch.equal(bulk.obs["state"], steps.obs["state"])
+    assert torch.equal(bulk.extras["next_base_action"], steps.extras["next_base_action"])
