@@ -1,4 +1,4 @@
-"""Policies: observation encoders, diffusion and flow heads, normalizer, residual actor (issue 3).
+"""Policies: observation encoders, diffusion and flow heads, normalizer, residual actor.
 
 Behavior-cloned "VLA" policies map (proprio state, camera frames, instruction) to an action chunk:
 
@@ -9,7 +9,8 @@ Behavior-cloned "VLA" policies map (proprio state, camera frames, instruction) t
 - :func:`export_torchscript` / :func:`export_program` — the denoising network for runtimes
   without the policy's Python code.
 
-The residual actor of issue 3's RL stage is not here yet.
+``robot_rl.policies.residual`` holds the residual actor and the critic ensemble that residual RL
+(``robot_rl.algos.residual``) trains on top of a frozen policy.
 """
 
 from robot_rl.policies.checkpoint import CheckpointError, load, save
