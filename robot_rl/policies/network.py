@@ -15,7 +15,8 @@ from robot_rl.policies.unet1d import ConditionalUnet1D
 
 def make_head(config: PolicyConfig, cond_dim: int) -> nn.Module:
     """The head named by ``config.head``: ``head(x (B,T,A), t (B,), cond (B,C)) -> (B,T,A)``, and
-    ``head.condition(cond)`` -> ``(x, t) -> (B,T,A)`` with the conditioning work done once."""
+    ``head.condition(cond)`` -> ``(x, t) -> (B,T,A)`` with the conditioning work done once
+    (``head.prepare(cond)`` -> context, then ``head.step(x, t, context)`` per step)."""
     if config.head == "unet":
         return ConditionalUnet1D(config.action_dim, cond_dim, config.unet)
     return TransformerHead(config.action_dim, config.horizon, cond_dim, config.transformer)

@@ -40,12 +40,15 @@ class TransformerHead(nn.Module):
 
     def condition(self, cond: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``(x (B, T, A), timestep (B,)) -> (B, T, A)`` for fixed conditioning ``(B, C)``."""
-        prefix = self.cond_in(cond)[:, None, :]
-        return lambda x, timestep: self._denoise(x, timestep, prefix)
+        prefix = self.prepare(cond)
+        return lambda x, timestep: self.step(x, timestep, prefix)
 
-    def _denoise(
-        self, x: torch.Tensor, timestep: torch.Tensor, prefix: torch.Tensor
-    ) -> torch.Tensor:
+    def prepare(self, cond: torch.Tensor) -> torch.Tensor:
+        """The observation prefix token ``(B, 1, dim)``, once per action chunk."""
+        return self.cond_in(cond)[:, None, :]
+
+    def step(self, x: torch.Tensor, timestep: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        """One head evaluation with :meth:`prepare`'s output; ``(B, T, A)``."""
         t = x.shape[1]
         if t + 1 != self.positions.shape[0]:
             horizon = self.positions.shape[0] - 1

@@ -58,3 +58,33 @@ def test_exported_program_has_a_dynamic_batch(tmp_path):
             inputs = example_inputs(policy, batch, seed=batch)
             diff = (program(*inputs) - run_eager(policy, inputs)).abs().max().item()
             assert diff <= 1e-4, f"exported vs eager max abs diff {diff:.2e} (batch {batch})"
+
+
+# importing inductor touches torch.jit.script_method, deprecated in torch 2.13
+@pytest.mark.filterwarnings(r"ignore:`torch\.jit\.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("cls", [DiffusionPolicy, FlowPolicy])
+def test_compiled_act_matches_eager(cls):
+    policy = cls(tiny_config(cls.config_class.name)).eval()
+    obs = {"observation.state": torch.randn(1, policy.config.obs_horizon, 3)}
+    noise = torch.randn(1, policy.config.horizon, policy.config.action_dim)
+    eager = policy.act(obs, noise=noise)
+    assert policy.compile_for_inference() is policy
+    assert len(policy._compiled_steps) == 2  # trained and EMA heads
+    assert torch.allclose(policy.act(obs, noise=noise), eager, atol=1e-5)
+
+
+def test_failed_compile_is_one_clear_error_and_acting_still_works(monkeypatch):
+    policy = FlowPolicy(tiny_config("flow")).eval()
+
+    def broken(fn, **options):
+        def run(*args):
+            raise RuntimeError("InductorError: C++ compile error\nlong log ...")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(RuntimeError, match=r"torch\.compile of the flow policy failed .*C\+\+"):
+        policy.compile_for_inference()
+    assert not policy._compiled_steps
+    obs = {"observation.state": torch.randn(1, policy.config.obs_horizon, 3)}
+    assert policy.act(obs).shape == (1, policy.config.horizon, policy.config.action_dim)

@@ -9,11 +9,20 @@ from torch import nn
 from robot_rl.policies.unet1d import SMALL_BATCH, GemmConv1d, GemmConvTranspose1d
 
 
-@pytest.mark.parametrize("c_in, c_out, t, k", [(7, 64, 16, 5), (256, 256, 4, 5), (32, 16, 8, 3)])
+@pytest.mark.parametrize(
+    "c_in, c_out, t, k, stride",
+    [
+        (7, 64, 16, 5, 1),
+        (256, 256, 4, 5, 1),
+        (32, 16, 8, 3, 1),
+        (64, 64, 16, 3, 2),
+        (8, 8, 7, 3, 2),
+    ],
+)
 @pytest.mark.parametrize("batch", [1, SMALL_BATCH])
-def test_gemm_conv_matches_conv1d_values_and_gradients(c_in, c_out, t, k, batch):
-    ref = nn.Conv1d(c_in, c_out, k, padding=k // 2)
-    gemm = GemmConv1d(c_in, c_out, k, padding=k // 2)
+def test_gemm_conv_matches_conv1d_values_and_gradients(c_in, c_out, t, k, stride, batch):
+    ref = nn.Conv1d(c_in, c_out, k, stride=stride, padding=k // 2)
+    gemm = GemmConv1d(c_in, c_out, k, stride=stride, padding=k // 2)
     gemm.load_state_dict(ref.state_dict())
     x = torch.randn(batch, c_in, t, requires_grad=True)
     y_ref, y = ref(x), gemm(x)
@@ -35,9 +44,12 @@ def test_gemm_transposed_conv_matches_conv_transpose1d(c, t):
     assert torch.allclose(gemm(x), ref(x), atol=1e-5)
 
 
-def test_large_batches_take_torchs_convolution(monkeypatch):
+def test_only_large_batches_take_torchs_convolution(monkeypatch):
     gemm = GemmConv1d(8, 8, 3, padding=1)
     calls = []
-    monkeypatch.setattr(torch, "matmul", lambda *a: calls.append(1) or torch.zeros(()))
-    gemm(torch.randn(SMALL_BATCH + 1, 8, 4))
+    native = nn.Conv1d._conv_forward
+    monkeypatch.setattr(nn.Conv1d, "_conv_forward", lambda *a: calls.append(1) or native(*a))
+    gemm(torch.randn(SMALL_BATCH, 8, 4))
     assert not calls
+    gemm(torch.randn(SMALL_BATCH + 1, 8, 4))
+    assert calls
