@@ -59,6 +59,9 @@ class ResidualConfig:
     target_noise: float = 0.1
     target_noise_clip: float = 0.3
     actor_every: int = 2  # critic updates per actor update (TD3's delay)
+    # actor loss += residual_penalty · mean((correction / action_scale)²): keeps corrections
+    # along action dimensions where the critic has no consistent slope near zero
+    residual_penalty: float = 0.0
     actor_lr: float = 3e-5
     critic_lr: float = 1e-4
     tau: float = 0.005
@@ -78,6 +81,10 @@ class ResidualConfig:
             raise ConfigError(
                 f"algo.target_heads must be in [1, critic_heads={self.critic_heads}], "
                 f"got {self.target_heads}"
+            )
+        if not (math.isfinite(self.residual_penalty) and self.residual_penalty >= 0):
+            raise ConfigError(
+                f"algo.residual_penalty must be a finite number >= 0, got {self.residual_penalty}"
             )
         for key in ("gamma", "tau"):
             v = getattr(self, key)
@@ -170,8 +177,11 @@ class ResidualLearner:
         self.updates += 1
         out = {k: float(v) for k, v in info.items()}
         if train_actor and self.updates % cfg.actor_every == 0:
-            a_pi = self.actor(s, batch["base_action"])
-            a_loss, a_info = actor_loss(self.critic(s, a_pi))
+            correction = self.actor.correction(s, batch["base_action"])
+            a_pi = (batch["base_action"] + correction).clamp(-1.0, 1.0)
+            a_loss, a_info = actor_loss(
+                self.critic(s, a_pi), correction / cfg.action_scale, cfg.residual_penalty
+            )
             self.actor_optim.zero_grad(set_to_none=True)
             a_loss.backward()
             torch.nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)

@@ -47,12 +47,28 @@ def critic_loss(
     return loss, {"critic_loss": loss.detach(), "q_mean": q.mean().detach()}
 
 
-def actor_loss(q: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Deterministic policy gradient through the ensemble mean: ``-mean_B mean_E Q``.
-    ``q (E, B)`` critic values of the actor's actions."""
+def actor_loss(
+    q: torch.Tensor, correction: torch.Tensor | None = None, penalty: float = 0.0
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Deterministic policy gradient through the ensemble mean, ``-mean_B mean_E Q``, plus
+    ``penalty · mean(correction²)``.
+
+    ``q (E, B)``: critic values of the actor's actions; ``correction (B, A)``: the residual in
+    units of its bound (in [-1, 1]). Adam normalizes gradient magnitudes per parameter, so
+    without the penalty even a tiny consistent slope of Q (critic noise along an action
+    dimension that does not matter) drives that dimension's correction to its bound within a
+    few hundred updates; the penalty makes the correction settle where Q's slope balances it.
+    """
     assert q.dim() == 2, q.shape
-    loss = -q.mean()
-    return loss, {"actor_loss": loss.detach()}
+    q_term = -q.mean()
+    info = {"actor_q": -q_term.detach()}
+    loss = q_term
+    if correction is not None and penalty > 0:
+        reg = correction.pow(2).mean()
+        loss = loss + penalty * reg
+        info["correction_sq"] = reg.detach()
+    info["actor_loss"] = loss.detach()
+    return loss, info
 
 
 def smoothed_action(

@@ -95,7 +95,13 @@ class EnsembleLayerNorm(nn.Module):
 
 class CriticEnsemble(nn.Module):
     """``E`` Q-functions ``(obs (B, D), action (B, A)) -> (E, B)``, LayerNorm after each hidden
-    layer (RLPD: keeps Q from diverging at high update-to-data ratios)."""
+    layer (RLPD: keeps Q from diverging at high update-to-data ratios).
+
+    The output layer starts at zero, so every head starts at Q = 0, the value of an episode
+    with no reward. With default init the heads start at random values of about ±0.3; the
+    min-over-heads target then carried that negative bias through bootstrapping for thousands
+    of updates (measured with a sparse success reward: mean Q stayed near -0.2 while the
+    actor followed its gradient, and success fell from 37% to 13%)."""
 
     def __init__(
         self,
@@ -118,6 +124,8 @@ class CriticEnsemble(nn.Module):
                     layers.append(EnsembleLayerNorm(heads, b))
                 layers.append(nn.ReLU())
         self.net = nn.Sequential(*layers)
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         x = torch.cat([obs, action], dim=-1)

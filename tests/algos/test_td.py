@@ -41,6 +41,34 @@ def test_critic_loss_averages_heads_and_actor_uses_the_mean():
     assert info["q_mean"].item() == pytest.approx(1.5)
     a_loss, _ = actor_loss(q)
     assert a_loss.item() == pytest.approx(-1.5)
+    # The residual penalty adds penalty · mean(correction²): 0.5 · (0.25 + 0 + 1 + 0.25) / 4.
+    correction = torch.tensor([[0.5, 0.0], [-1.0, 0.5]])
+    a_loss, info = actor_loss(q, correction, penalty=0.5)
+    assert a_loss.item() == pytest.approx(-1.5 + 0.5 * 1.5 / 4)
+    assert info["actor_q"].item() == pytest.approx(1.5)
+
+
+def test_penalty_keeps_a_correction_where_q_is_flat_at_zero():
+    """Adam turns a tiny consistent slope of Q into a full-size correction; the penalty stops
+    that along a dimension where Q's slope is small, not along one where it is large."""
+    torch.manual_seed(0)
+
+    def train(penalty: float) -> torch.Tensor:
+        actor = ResidualActor(obs_dim=3, action_dim=2, hidden=(32,), scale=0.2)
+        opt = torch.optim.Adam(actor.parameters(), lr=3e-3)
+        slope = torch.tensor([1e-3, 1.0])  # Q = slope · action: dim 0 barely matters
+        obs, base = torch.randn(128, 3), torch.zeros(128, 2)
+        for _ in range(300):
+            c = actor.correction(obs, base)
+            loss, _ = actor_loss((slope * (base + c)).sum(-1)[None], c / 0.2, penalty)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return actor.correction(obs, base).detach().abs().mean(0) / 0.2
+
+    free, held = train(0.0), train(0.1)
+    assert free[0] > 0.5  # without the penalty the flat dimension drifts most of the way out
+    assert held[0] < 0.1 and held[1] > 0.5
 
 
 def test_smoothing_noise_is_clipped_and_actions_stay_in_range():
@@ -71,9 +99,11 @@ def test_zero_initialized_residual_acts_exactly_like_the_base():
     assert delta.abs().max().item() > 0.05
 
 
-def test_critic_ensemble_heads_are_independent():
+def test_critic_ensemble_starts_at_zero_and_heads_are_independent():
     critic = CriticEnsemble(obs_dim=4, action_dim=2, heads=5, hidden=(16, 16))
     obs, act = torch.randn(8, 4), torch.randn(8, 2)
+    assert torch.equal(critic(obs, act), torch.zeros(5, 8))  # Q = 0 before any update
+    torch.nn.init.normal_(critic.net[-1].weight)
     q = critic(obs, act)
     assert q.shape == (5, 8)
     assert not torch.allclose(q[0], q[1])
