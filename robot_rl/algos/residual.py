@@ -179,9 +179,12 @@ class ResidualLearner:
         if train_actor and self.updates % cfg.actor_every == 0:
             correction = self.actor.correction(s, batch["base_action"])
             a_pi = (batch["base_action"] + correction).clamp(-1.0, 1.0)
-            a_loss, a_info = actor_loss(
-                self.critic(s, a_pi), correction / cfg.action_scale, cfg.residual_penalty
-            )
+            self.critic.requires_grad_(False)  # dQ/da only: no critic weight gradients
+            try:
+                q_pi = self.critic(s, a_pi)
+            finally:
+                self.critic.requires_grad_(True)
+            a_loss, a_info = actor_loss(q_pi, correction / cfg.action_scale, cfg.residual_penalty)
             self.actor_optim.zero_grad(set_to_none=True)
             a_loss.backward()
             torch.nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)

@@ -170,6 +170,10 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
                     tb.add_scalar("eval/success_rate", stats.success_rate, steps)
                     save_residual(out / "checkpoints" / "last", learner, meta | {"steps": steps})
                     bar.update(bar_job, info=f"success {stats.success_rate:.0%}")
+                    console.print(
+                        f"env steps {steps}: base+residual success {stats.success_rate:.1%} "
+                        f"({time.perf_counter() - start:.0f} s)"
+                    )
                 bar.update(bar_job, completed=steps)
 
             base = base_runner(policy, env)
