@@ -1,8 +1,10 @@
-"""``robot-rl pipeline``: demonstrations → behaviour cloning → evaluation → one report folder.
+"""``robot-rl pipeline``: demonstrations → behaviour cloning → evaluation → residual RL → one
+report folder.
 
 ``runs/<name>/`` ends up holding ``data/`` (the LeRobot dataset), ``bc/`` (checkpoints,
-TensorBoard logs, ``training.png``), ``eval/`` (``report.json``, plots, rollout video) and
-``summary.md``, the page to open first. Residual RL joins as a stage when it lands (issue 4).
+TensorBoard logs, ``training.png``), ``eval/`` (``report.json``, plots, rollout video),
+``residual/`` (the residual actor-critic, its learning curve, base vs base+residual on the same
+episodes) and ``summary.md``, the page to open first.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from rich.console import Console
 from robot_rl.algos.bc import BCConfig, policy_config
 from robot_rl.algos.bc_jobs import EvalJob, TrainBCJob, run_eval, run_train_bc
 from robot_rl.algos.demos import collect_demos
+from robot_rl.algos.residual import ResidualConfig
+from robot_rl.algos.residual_job import TrainResidualJob, run_train_residual
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
 from robot_rl.envs import load_task_config
@@ -45,6 +49,9 @@ class PipelineJob:
     seed: int = 0
     device: str = "auto"
     overwrite: bool = False  # replace an existing runs/<name>/
+    # Stage 4, residual RL on the frozen BC policy: env_steps (0 skips the stage), num_envs,
+    # eval_every, and algo (overrides of configs/algo/residual.yaml).
+    residual: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in ("episodes", "eval_episodes", "collect_envs", "eval_envs"):
@@ -66,7 +73,9 @@ def run_pipeline(job: PipelineJob, console: Console | None = None) -> dict[str, 
     if job.images:
         task["image"] = {**task.get("image", {}), "enabled": True}
     task_cfg = load_task_config(task.get("name", ""), task)
-    check_settings(job.policy, job.algo)  # before anything is deleted or collected
+    residual = residual_settings(job)  # with the others: before anything is deleted or collected
+    check_settings(job.policy, job.algo)
+    stages = 4 if residual is not None else 3
     root = Path(job.runs) / (job.name or f"{task_cfg.name}_{job.policy.get('name')}")
     if root.exists():
         if not job.overwrite:
@@ -75,7 +84,7 @@ def run_pipeline(job: PipelineJob, console: Console | None = None) -> dict[str, 
     root.mkdir(parents=True)
     times: dict[str, float] = {}
 
-    console.rule(f"[bold]1/3 demonstrations[/]: {job.episodes} episodes of {task_cfg.name}")
+    console.rule(f"[bold]1/{stages} demonstrations[/]: {job.episodes} episodes of {task_cfg.name}")
     t0 = time.perf_counter()
     with progress_bar() as bar:
         bar_job = bar.add_task("collect", total=job.episodes)
@@ -91,7 +100,7 @@ def run_pipeline(job: PipelineJob, console: Console | None = None) -> dict[str, 
     times["collect"] = time.perf_counter() - t0
     console.print(f"expert success {expert.success_rate:.1%} (noise {job.noise})")
 
-    console.rule(f"[bold]2/3 behaviour cloning[/]: {job.policy.get('name')} policy")
+    console.rule(f"[bold]2/{stages} behaviour cloning[/]: {job.policy.get('name')} policy")
     t0 = time.perf_counter()
     train = run_train_bc(
         TrainBCJob(
@@ -110,7 +119,7 @@ def run_pipeline(job: PipelineJob, console: Console | None = None) -> dict[str, 
     )
     times["train"] = time.perf_counter() - t0
 
-    console.rule(f"[bold]3/3 evaluation[/]: {job.eval_episodes} episodes")
+    console.rule(f"[bold]3/{stages} evaluation[/]: {job.eval_episodes} episodes")
     t0 = time.perf_counter()
     checkpoint = train["best_checkpoint"] or train["checkpoint"]
     report = run_eval(
@@ -127,6 +136,14 @@ def run_pipeline(job: PipelineJob, console: Console | None = None) -> dict[str, 
         console,
     )
     times["eval"] = time.perf_counter() - t0
+    residual_result = None
+    if residual is not None:
+        console.rule(f"[bold]4/4 residual RL[/]: {residual.algo['env_steps']} env steps")
+        t0 = time.perf_counter()
+        residual.base = checkpoint
+        residual.demos = str(root / "data")
+        residual_result = run_train_residual(residual, console)
+        times["residual"] = time.perf_counter() - t0
     result = {
         "task": task_cfg.name,
         "policy": job.policy.get("name"),
@@ -134,12 +151,43 @@ def run_pipeline(job: PipelineJob, console: Console | None = None) -> dict[str, 
         "train": {k: v for k, v in train.items() if k != "loss_curve"},
         "eval": {n: t["summary"] for n, t in report["tasks"].items()},
         "checkpoint": checkpoint,
+        "residual": residual_result,
         "seconds": times,
     }
     (root / "pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
     (root / "summary.md").write_text(summary_markdown(result, report, root))
     console.print(f"[bold green]report[/]: {root / 'summary.md'}")
     return result
+
+
+def residual_settings(job: PipelineJob) -> TrainResidualJob | None:
+    """The residual stage's job (base and demos filled in later), or None when
+    ``residual.env_steps`` is 0. Raises ConfigError on unknown or bad settings."""
+    settings = dict(job.residual)
+    known = {"env_steps", "num_envs", "eval_every", "algo"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(
+            f"pipeline residual.{unknown[0]} is not a setting; known: {sorted(known)}"
+        )
+    algo = dict(settings.get("algo") or {})
+    steps = int(settings.get("env_steps", 0))
+    if steps <= 0:
+        return None
+    algo["env_steps"] = steps
+    build_config(ResidualConfig, algo, where="residual.algo")
+    root = Path(job.runs) / (job.name or f"{job.task.get('name')}_{job.policy.get('name')}")
+    return TrainResidualJob(
+        task=job.task,
+        algo=algo,
+        out=str(root / "residual"),
+        num_envs=int(settings.get("num_envs", 16)),
+        eval_every=int(settings.get("eval_every", max(1, steps // 4))),
+        eval_episodes=job.eval_episodes,
+        eval_envs=job.eval_envs,
+        seed=job.seed,
+        device="cpu" if job.device == "auto" else job.device,
+    )
 
 
 def check_settings(policy: dict[str, Any], algo: dict[str, Any]) -> None:
@@ -173,7 +221,17 @@ def summary_markdown(result: dict[str, Any], report: dict[str, Any], root: Path)
             f"{s['success_ci95_low']:.1%}–{s['success_ci95_high']:.1%}) over {s['episodes']} "
             f"episodes, mean length {s['mean_length']:.1f} | {result['seconds']['eval']:.0f} s |"
         )
+    r = result.get("residual")
+    if r:
+        lines.append(
+            f"| residual RL | {r['env_steps']} env steps; on the same {r['episodes']} episodes: "
+            f"base {r['base_success']:.1%} → base+residual **{r['final_success']:.1%}** "
+            f"(best {r['best_success']:.1%} at {r['best_env_steps']} steps) "
+            f"| {result['seconds']['residual']:.0f} s |"
+        )
     lines += ["", "![training](bc/training.png)", ""]
+    if r:
+        lines += ["![residual RL](residual/success.png)", ""]
     lines += [f"![{p}](eval/{p})" for p in report.get("plots", [])]
     videos = [t["video"] for t in report["tasks"].values() if t.get("video")]
     lines += ["", "Rollouts: " + ", ".join(f"[{v}](eval/{v})" for v in videos), ""]

@@ -139,3 +139,25 @@ def write_eval_report(
     report["plots"] = [p.name for p in plot_eval(results, out)]
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def plot_residual(history: Sequence[Mapping[str, float]], base_success: float, out: Path) -> Path:
+    """``success.png``: base+residual success against env steps, the frozen base as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["env_steps"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, [100 * h["success"] for h in history], "o-", label="base + residual")
+    ax.axhline(100 * base_success, color="gray", ls="--", label="base (frozen BC policy)")
+    ax.set(xlabel="env steps", ylabel="success (%)", ylim=(0, 102), title="residual RL")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "success.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

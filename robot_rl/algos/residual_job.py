@@ -14,8 +14,9 @@ import torch
 from rich.console import Console
 from safetensors.torch import save_file
 
-from robot_rl.algos.bc_jobs import eval_task_configs
+from robot_rl.algos.bc_jobs import eval_task_configs, resolve_device
 from robot_rl.algos.chunk_runner import ChunkRunner
+from robot_rl.algos.report import plot_residual
 from robot_rl.algos.residual import (
     BaseController,
     ResidualConfig,
@@ -91,7 +92,7 @@ class TrainResidualJob:
     eval_episodes: int = 100
     eval_envs: int = 50
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         for key in ("num_envs", "eval_every", "eval_episodes", "eval_envs"):
@@ -125,18 +126,19 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     cfg = build_config(ResidualConfig, job.algo, where="algo")
     if not job.base:
         raise ConfigError("train residual needs base=DIR (a BC policy checkpoint)")
-    policy = load(job.base, device=job.device)
+    device = resolve_device(job.device)
+    policy = load(job.base, device=device)
     (task,) = eval_task_configs(policy, job.task, [job.task.get("name") or policy.config.task])
     out = Path(job.out or f"runs/residual_{task.name}")
     out.mkdir(parents=True, exist_ok=True)
     env = make(task, job.num_envs, seed=job.seed)
     learner = ResidualLearner(
-        env.observation_spec["state"].shape[0], env.action_dim, cfg, job.device, job.seed
+        env.observation_spec["state"].shape[0], env.action_dim, cfg, device, job.seed
     )
     eval_seed = job.seed + 10_000
     demos = None
     if job.demos:
-        demos = demo_buffer(LeRobotDataset(job.demos), policy, reward=cfg.reward, device=job.device)
+        demos = demo_buffer(LeRobotDataset(job.demos), policy, reward=cfg.reward, device=device)
         console.print(f"demonstrations: {len(demos)} transitions from {job.demos}, relabeled")
 
     def evaluate(with_residual: bool) -> RolloutStats:
@@ -181,13 +183,18 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     finally:
         tb.close()
         env.close()
+    best = max(history[1:] or history, key=lambda h: h["success"])
     summary = {
         "base_success": base_stats.success_rate,
         "final_success": history[-1]["success"],
+        "best_success": best["success"],
+        "best_env_steps": best["env_steps"],
+        "episodes": job.eval_episodes,
         "history": history,
         "env_steps": cfg.env_steps,
         "wall_seconds": time.perf_counter() - start,
     }
+    plot_residual(history, base_stats.success_rate, out)
     (out / "residual_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     console.print(
         f"base {summary['base_success']:.1%} → base+residual {summary['final_success']:.1%} "

@@ -58,8 +58,12 @@ def _allow_group_field(override: str, base: DictConfig) -> str:
     ``task.image.height`` may be absent from the composed config; add it (Hydra's ``+``) and let
     the typed config reject keys that really do not exist, naming them."""
     key = override.split("=", 1)[0]
-    group = key.split(".", 1)[0]
-    if group in GROUPS and "." in key and OmegaConf.select(base, key, default=_MISSING) is _MISSING:
+    if key.startswith(("+", "~")) or "." not in key:
+        return override
+    group, parent = key.split(".", 1)[0], key.rsplit(".", 1)[0]
+    # Likewise a field of an open mapping such as the pipeline's residual.algo: {}.
+    open_map = isinstance(OmegaConf.select(base, parent, default=None), DictConfig)
+    if (group in GROUPS or open_map) and OmegaConf.select(base, key, default=_MISSING) is _MISSING:
         return "+" + override
     return override
 

@@ -108,17 +108,25 @@ def test_bad_arguments_give_one_line_errors(args, message, capsys, dataset, trai
 def test_pipeline_produces_the_report_folder(tmp_path, capsys):
     args = ["pipeline", f"runs={tmp_path}", "name=p", "episodes=4", "eval_episodes=2"]
     args += [*TINY, "algo.steps=4", "eval_every=0", "eval_envs=2", "video_episodes=1"]
+    args += ["residual.env_steps=64", "residual.num_envs=4", "residual.eval_every=32"]
+    args += ["residual.algo.warmup_env_steps=32", "residual.algo.utd=0.05"]
     assert main([*args, "task.episode_length=10"]) == 0
     root = tmp_path / "p"
     result = json.loads((root / "pipeline.json").read_text())
     assert result["expert"]["episodes"] == 4
     assert result["eval"]["arm_push"]["episodes"] == 2
+    res = result["residual"]
+    assert [h["env_steps"] for h in res["history"]] == [0, 32, 64]
+    assert res["episodes"] == 2 and res["history"][0]["success"] == res["base_success"]
     summary = (root / "summary.md").read_text()
     assert "success" in summary and "eval/success.png" in summary
+    assert "| residual RL | 64 env steps" in summary and "residual/success.png" in summary
     for path in (
         "data/meta/info.json",
         "bc/checkpoints/last/model.safetensors",
         "eval/report.json",
+        "residual/success.png",
+        "residual/checkpoints/last/residual.safetensors",
     ):
         assert (root / path).is_file()
     # A second run refuses to clobber the first without overwrite=true.
@@ -127,6 +135,8 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
     # A typo in a policy field fails before the old run is deleted or anything is collected.
     assert main([*args, "overwrite=true", "policy.horizn=8"]) == 2
     assert "horizn" in capsys.readouterr().err
+    assert main([*args, "overwrite=true", "residual.algo.n_stp=2"]) == 2
+    assert "n_stp" in capsys.readouterr().err
     assert (root / "summary.md").is_file()
 
 
