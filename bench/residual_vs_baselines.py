@@ -1,0 +1,252 @@
+"""Residual RL on a frozen BC policy against from-scratch baselines, at one env-step budget.
+
+    python bench/residual_vs_baselines.py --base runs/arm_push_flow/bc/checkpoints/best \
+        --demos runs/arm_push_flow/data --budget 150000 --eval-every 15000
+
+Three methods, each evaluated every ``--eval-every`` env steps on the same ``--eval-episodes``
+episodes (fixed seed), deterministic actions:
+
+- ``residual``: the frozen base + residual actor-critic (``robot_rl.algos.residual``), sparse
+  success reward, demonstrations relabeled with the base (RLPD 50/50 batches).
+- ``no_base``: the same learner, same demonstrations and reward, with the base replaced by the
+  zero action and the correction bound raised to the whole action range (RLPD-style off-policy RL
+  with demonstrations, no BC policy).
+- ``sb3_sac``: Stable-Baselines3 SAC from scratch on the task's gymnasium adapter with the task's
+  shaped reward (``pip install stable-baselines3``; skipped with a note when missing).
+
+Prints env steps to reach ``--threshold`` success for each and the ratio best-baseline / residual
+(a lower bound when a baseline never reaches it within the budget), writes ``curves.json`` and
+``curves.png`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from robot_rl.algos.residual import ResidualConfig, ResidualLearner, collect_and_learn
+from robot_rl.algos.residual_demos import demo_buffer
+from robot_rl.algos.residual_job import ResidualController, base_runner, evaluate_controller
+from robot_rl.data import LeRobotDataset
+from robot_rl.envs import load_task_config, make
+from robot_rl.envs.task_env import TaskEnv
+from robot_rl.envs.vec_env import Obs
+from robot_rl.policies import load
+
+Curve = list[tuple[int, float]]
+
+
+class ZeroBase:
+    """The "no base policy" controller: the zero action everywhere."""
+
+    def __init__(self, env: TaskEnv) -> None:
+        self.n, self.a = env.num_envs, env.action_dim
+
+    def __call__(self, obs: Obs) -> torch.Tensor:
+        return torch.zeros(self.n, self.a)
+
+    def reset(self, ids: torch.Tensor) -> None:
+        pass
+
+
+def run_learner(
+    args: argparse.Namespace, task: Any, cfg: ResidualConfig, with_base: bool, demos: Any
+) -> Curve:
+    policy = load(args.base)
+    env = make(task, args.num_envs, seed=args.seed)
+    learner = ResidualLearner(
+        env.observation_spec["state"].shape[0], env.action_dim, cfg, seed=args.seed
+    )
+
+    def build(e: TaskEnv) -> ResidualController:
+        return ResidualController(base_runner(policy, e) if with_base else ZeroBase(e), learner)
+
+    def evaluate() -> float:
+        stats = evaluate_controller(
+            task, build, args.eval_episodes, args.eval_envs, args.seed + 10_000
+        )
+        return stats.success_rate
+
+    curve: Curve = [(0, evaluate())]
+    next_eval = args.eval_every
+
+    def on_step(steps: int, info: dict[str, Any]) -> None:
+        nonlocal next_eval
+        if steps >= next_eval:
+            next_eval += args.eval_every
+            curve.append((steps, evaluate()))
+            print(f"  {steps:>8d} env steps: success {curve[-1][1]:.1%}", flush=True)
+
+    base = base_runner(policy, env) if with_base else ZeroBase(env)
+    try:
+        collect_and_learn(env, base, cfg, learner, seed=args.seed, demos=demos, on_step=on_step)
+    finally:
+        env.close()
+    return curve
+
+
+def run_sac(args: argparse.Namespace, task: Any) -> Curve | None:
+    try:
+        from stable_baselines3 import SAC
+        from stable_baselines3.common.callbacks import BaseCallback
+    except ImportError:
+        print("  stable-baselines3 is not installed: pip install stable-baselines3")
+        return None
+    import gymnasium as gym
+
+    from robot_rl.envs.gym_adapter import register_gym_envs
+    from robot_rl.envs.registry import TASKS
+
+    register_gym_envs()
+    spec = TASKS.get(task.name)
+    env = gym.make(spec.gym_id, **{"episode_length": task.episode_length})
+    model = SAC("MlpPolicy", env, seed=args.seed, verbose=0, device="cpu")
+
+    class SACController:
+        def __call__(self, obs: Obs) -> torch.Tensor:
+            action, _ = model.predict(obs["state"].numpy(), deterministic=True)
+            return torch.as_tensor(np.asarray(action, dtype=np.float32))
+
+        def reset(self, ids: torch.Tensor) -> None:
+            pass
+
+    def evaluate() -> float:
+        stats = evaluate_controller(
+            task, lambda e: SACController(), args.eval_episodes, args.eval_envs, args.seed + 10_000
+        )
+        return stats.success_rate
+
+    curve: Curve = [(0, evaluate())]
+
+    class Every(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % args.eval_every == 0:
+                curve.append((self.num_timesteps, evaluate()))
+                print(f"  {self.num_timesteps:>8d} env steps: success {curve[-1][1]:.1%}")
+            return True
+
+    model.learn(total_timesteps=args.budget, callback=Every())
+    env.close()
+    return curve
+
+
+def steps_to(curve: Curve | None, threshold: float) -> int | None:
+    if not curve:
+        return None
+    return next((s for s, r in curve if r >= threshold), None)
+
+
+def plot(curves: dict[str, Curve], threshold: float, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, curve in curves.items():
+        ax.plot([s for s, _ in curve], [100 * r for _, r in curve], "o-", label=name)
+    ax.axhline(100 * threshold, color="gray", ls=":", label=f"{threshold:.0%}")
+    ax.set(xlabel="env steps", ylabel="success (%)", ylim=(0, 102))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", required=True, help="BC policy checkpoint directory")
+    ap.add_argument("--demos", required=True, help="demonstration dataset (the BC data)")
+    ap.add_argument("--task", default=None, help="default: the checkpoint's task")
+    ap.add_argument("--budget", type=int, default=150_000, help="env steps per method")
+    ap.add_argument("--eval-every", type=int, default=15_000)
+    ap.add_argument("--eval-episodes", type=int, default=100)
+    ap.add_argument("--eval-envs", type=int, default=50)
+    ap.add_argument("--num-envs", type=int, default=16)
+    ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default="residual,no_base,sb3_sac")
+    ap.add_argument(
+        "--algo", default="{}", help="JSON overrides of the residual config, e.g. '{\"utd\": 0.5}'"
+    )
+    ap.add_argument("--out", default="runs/bench_residual")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    policy = load(args.base)
+    task = load_task_config(args.task or policy.config.task, {})
+    overrides = json.loads(args.algo)
+    cfg = ResidualConfig(**{**overrides, "env_steps": args.budget})
+    print(
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"{os.cpu_count()} CPUs ({platform.processor() or 'cpu'}), torch {torch.__version__}; "
+        f"task {task.name}, budget {args.budget} env steps, seed {args.seed}"
+    )
+    demos = demo_buffer(LeRobotDataset(args.demos), policy, reward=cfg.reward)
+    no_base_demos = copy.deepcopy(demos)
+    for key in ("base_action", "next_base_action"):
+        no_base_demos.extras[key].zero_()
+
+    runs: dict[str, Callable[[], Curve | None]] = {
+        "residual": lambda: run_learner(args, task, cfg, True, demos),
+        "no_base": lambda: run_learner(
+            args,
+            task,
+            ResidualConfig(**{**overrides, "env_steps": args.budget, "action_scale": 1.0}),
+            False,
+            no_base_demos,
+        ),
+        "sb3_sac": lambda: run_sac(args, task),
+    }
+    curves: dict[str, Curve] = {}
+    seconds: dict[str, float] = {}
+    for name in args.methods.split(","):
+        print(f"{name}:", flush=True)
+        t0 = time.perf_counter()
+        curve = runs[name]()
+        seconds[name] = time.perf_counter() - t0
+        if curve is not None:
+            curves[name] = curve
+
+    print(
+        f"\n| method | success at 0 | final success | env steps to {args.threshold:.0%} "
+        "| wall (s) |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    reach = {n: steps_to(c, args.threshold) for n, c in curves.items()}
+    for name, curve in curves.items():
+        hit = reach[name]
+        shown = f"{hit}" if hit is not None else f"not within {args.budget}"
+        print(
+            f"| {name} | {curve[0][1]:.1%} | {curve[-1][1]:.1%} | {shown} | {seconds[name]:.0f} |"
+        )
+    ours = reach.get("residual")
+    baselines = [n for n in curves if n != "residual"]
+    if ours and baselines:
+        best = [reach[n] for n in baselines if reach[n] is not None]
+        if len(best) == len(baselines):
+            print(f"ratio_baseline_over_residual={min(best) / ours:.2f}")
+        else:
+            print(
+                f"ratio_baseline_over_residual>{args.budget / ours:.2f} "
+                "(a baseline never got there)"
+            )
+    (out / "curves.json").write_text(json.dumps({"curves": curves, "seconds": seconds}, indent=2))
+    plot(curves, args.threshold, out)
+
+
+if __name__ == "__main__":
+    main()
