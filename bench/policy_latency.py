@@ -5,7 +5,8 @@
 Ours: ``policy.act(obs)`` as the ChunkRunner calls it (observation encoded once, FiLM conditioning
 computed once per chunk, small-batch convolutions as one time-major matrix product), eager and
 after ``policy.compile_for_inference()`` (the per-step head through ``torch.compile``; what a
-deployed policy node runs). The targets are checked on the compiled path.
+ROS 2 policy node is to run; that node arrives with the deployment issue). The targets are checked
+on the compiled path; the eager column is what training-time evaluation runs.
 Anchor: the same weights run as diffusion_policy's ``predict_action`` does it: encode the
 observation once, then call the whole head ``head(x, t, cond)`` at every denoising step (FiLM
 conditioning recomputed) with torch's own convolutions, and diffusers' scheduler step.

@@ -30,6 +30,30 @@ from robot_rl.envs.config import build_config
 
 
 @dataclass
+class ResidualStage:
+    """Stage 4 of the pipeline: residual RL on the frozen BC policy (``pipeline.yaml: residual``).
+
+    Off by default (``env_steps: 0``): on arm_push the learner has not yet beaten the BC policy
+    within a pipeline-sized budget (see BENCHMARKS.md, residual RL), and a default must not ship
+    a worse policy than it started from.
+    """
+
+    env_steps: int = 0  # 0 skips the stage
+    num_envs: int = 16
+    eval_every: int = 0  # env steps between evaluations; 0: a quarter of env_steps
+    algo: dict[str, Any] = field(default_factory=dict)  # ResidualConfig fields
+
+    def __post_init__(self) -> None:
+        if self.env_steps < 0 or self.num_envs < 1 or self.eval_every < 0:
+            raise ConfigError(
+                "residual.env_steps and residual.eval_every must be >= 0 and residual.num_envs "
+                f">= 1, got {self.env_steps}, {self.eval_every}, {self.num_envs}"
+            )
+        if "env_steps" in self.algo:
+            raise ConfigError("set the stage's length with residual.env_steps, not residual.algo")
+
+
+@dataclass
 class PipelineJob:
     """``robot-rl pipeline`` (``configs/pipeline.yaml``)."""
 
@@ -49,9 +73,7 @@ class PipelineJob:
     seed: int = 0
     device: str = "auto"
     overwrite: bool = False  # replace an existing runs/<name>/
-    # Stage 4, residual RL on the frozen BC policy: env_steps (0 skips the stage), num_envs,
-    # eval_every, and algo (overrides of configs/algo/residual.yaml).
-    residual: dict[str, Any] = field(default_factory=dict)
+    residual: ResidualStage = field(default_factory=ResidualStage)
 
     def __post_init__(self) -> None:
         for key in ("episodes", "eval_episodes", "collect_envs", "eval_envs"):
@@ -73,10 +95,11 @@ def run_pipeline(job: PipelineJob, console: Console | None = None) -> dict[str, 
     if job.images:
         task["image"] = {**task.get("image", {}), "enabled": True}
     task_cfg = load_task_config(task.get("name", ""), task)
-    residual = residual_settings(job)  # with the others: before anything is deleted or collected
+    root = Path(job.runs) / (job.name or f"{task_cfg.name}_{job.policy.get('name')}")
+    # every setting is checked before anything is deleted or collected
+    residual = residual_job(job, task, root / "residual")
     check_settings(job.policy, job.algo)
     stages = 4 if residual is not None else 3
-    root = Path(job.runs) / (job.name or f"{task_cfg.name}_{job.policy.get('name')}")
     if root.exists():
         if not job.overwrite:
             raise ConfigError(f"{root} exists; pass overwrite=true to replace it or name=<new>")
@@ -160,33 +183,24 @@ def run_pipeline(job: PipelineJob, console: Console | None = None) -> dict[str, 
     return result
 
 
-def residual_settings(job: PipelineJob) -> TrainResidualJob | None:
-    """The residual stage's job (base and demos filled in later), or None when
-    ``residual.env_steps`` is 0. Raises ConfigError on unknown or bad settings."""
-    settings = dict(job.residual)
-    known = {"env_steps", "num_envs", "eval_every", "algo"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ConfigError(
-            f"pipeline residual.{unknown[0]} is not a setting; known: {sorted(known)}"
-        )
-    algo = dict(settings.get("algo") or {})
-    steps = int(settings.get("env_steps", 0))
-    if steps <= 0:
+def residual_job(job: PipelineJob, task: dict[str, Any], out: Path) -> TrainResidualJob | None:
+    """The residual stage's job (base and demos are filled in once they exist), or None when
+    ``residual.env_steps`` is 0. Bad ``residual.algo`` fields raise ConfigError."""
+    stage = job.residual
+    if stage.env_steps == 0:
         return None
-    algo["env_steps"] = steps
+    algo = {**stage.algo, "env_steps": stage.env_steps}
     build_config(ResidualConfig, algo, where="residual.algo")
-    root = Path(job.runs) / (job.name or f"{job.task.get('name')}_{job.policy.get('name')}")
     return TrainResidualJob(
-        task=job.task,
+        task=task,
         algo=algo,
-        out=str(root / "residual"),
-        num_envs=int(settings.get("num_envs", 16)),
-        eval_every=int(settings.get("eval_every", max(1, steps // 4))),
+        out=str(out),
+        num_envs=stage.num_envs,
+        eval_every=stage.eval_every or max(1, stage.env_steps // 4),
         eval_episodes=job.eval_episodes,
         eval_envs=job.eval_envs,
         seed=job.seed,
-        device="cpu" if job.device == "auto" else job.device,
+        device=job.device,
     )
 
 

@@ -91,7 +91,8 @@ class Policy(nn.Module):
         tokens = tokenize(config.instructions, config.text.vocab, config.text.max_len)
         self.register_buffer("task_tokens", tokens, persistent=False)  # (num_tasks, L)
         self.history = ObservationHistory(config.obs_horizon)
-        self._compiled_steps: dict[int, Callable[..., torch.Tensor]] = {}  # id(head) -> step
+        # (id(head), batch size) -> compiled head.step; see compile_for_inference
+        self._compiled_steps: dict[tuple[int, int], Callable[..., torch.Tensor]] = {}
 
     @property
     def name(self) -> str:
@@ -232,7 +233,7 @@ class Policy(nn.Module):
         try:
             cond = net.encoder(self.normalizer.normalize(STATE, state), frames, tokens)
             context = net.head.prepare(cond)
-            step = self._compiled_steps.get(id(net.head), net.head.step)
+            step = self._compiled_steps.get((id(net.head), b), net.head.step)
             denoiser: Denoiser = lambda x, t: step(x, t, context)  # noqa: E731
             actions = self.sample(
                 denoiser, noise.to(device, dtype), generator=generator, steps=steps
@@ -243,18 +244,21 @@ class Policy(nn.Module):
         return self.normalizer.unnormalize(ACTION, actions)
 
     def compile_for_inference(self, batch_size: int = 1, **options: Any) -> Policy:
-        """Compile the per-step head call of :meth:`act` with ``torch.compile`` (inductor) for
-        deployment latency, then warm it up at ``batch_size``; returns ``self``.
+        """Compile the per-step head call of :meth:`act` at ``batch_size`` with ``torch.compile``
+        (inductor) for deployment latency, and warm it up; returns ``self``.
 
-        Inductor fuses the ~150 small ops of a UNet step (padding, GroupNorm, Mish, FiLM) into a
-        few C++ loops around the matrix products: measured here 3.4 -> 2.2 ms per step at batch
-        1, same outputs to ~1e-6. It needs a C++ compiler; the first call per batch size takes
-        10-40 s on a 2-core machine (cached on disk for later processes). Shapes are
-        specialized: another batch size compiles again. Training is unaffected.
+        Inductor fuses the ~150 small ops of a UNet step (padding, copies, GroupNorm, Mish, FiLM)
+        into a few C++ loops around the matrix products: measured here 2.9 -> 2.2 ms per step at
+        batch 1, outputs equal to eager within 1e-5. It needs a C++ compiler and takes 10-40 s
+        on a 2-core machine (cached on disk for later processes). Shapes are specialized: only
+        ``act`` calls at this batch size use it, other sizes run eagerly (so a ChunkRunner
+        replanning subsets of envs is unaffected); call again for another size. Training is
+        unaffected. Copies of the policy (``deepcopy``, ``load``) start uncompiled.
         """
         options = {"dynamic": False, **options}
-        for net in (self.net, self.ema_net):
-            self._compiled_steps[id(net.head)] = torch.compile(net.head.step, **options)
+        keys = [(id(net.head), batch_size) for net in (self.net, self.ema_net)]
+        for key, net in zip(keys, (self.net, self.ema_net)):
+            self._compiled_steps[key] = torch.compile(net.head.step, **options)
         cfg = self.config
         obs: dict[str, Any] = {
             STATE: torch.zeros(batch_size, cfg.obs_horizon, cfg.state_dim),
@@ -264,16 +268,29 @@ class Policy(nn.Module):
             obs[IMAGE_PREFIX + cam] = torch.zeros(
                 batch_size, cfg.obs_horizon, 3, *cfg.image_size, dtype=torch.uint8
             )
+        noise = torch.zeros(batch_size, cfg.horizon, cfg.action_dim)  # leaves the global RNG be
         try:
-            self.act(obs)
+            for use_ema in (True, False):
+                self.act(obs, noise=noise, use_ema=use_ema)
         except Exception as e:
-            self._compiled_steps.clear()
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            for key in keys:
+                self._compiled_steps.pop(key, None)
+            cause = e
+            while cause.__cause__ is not None:  # dynamo wraps the compiler's own error
+                cause = cause.__cause__
+            lines = [ln for ln in str(cause).splitlines() if ln.strip()]
+            first = lines[0].strip() if lines else type(cause).__name__
             raise RuntimeError(
-                f"torch.compile of the {cfg.name} policy failed ({first}); act() without "
-                "compile() runs the same network eagerly"
+                f"torch.compile of the {cfg.name} policy failed ({first}); without "
+                "compile_for_inference() act() runs the same network eagerly"
             ) from e
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled functions are bound to this object's heads: copies start uncompiled.
+        state = dict(super().__getstate__())
+        state["_compiled_steps"] = {}
+        return state
 
     # -- helpers ---------------------------------------------------------------------------
 

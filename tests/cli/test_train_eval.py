@@ -117,7 +117,9 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
     assert result["eval"]["arm_push"]["episodes"] == 2
     res = result["residual"]
     assert [h["env_steps"] for h in res["history"]] == [0, 32, 64]
-    assert res["episodes"] == 2 and res["history"][0]["success"] == res["base_success"]
+    # No update before env step 32 (the warm-up): the zero-initialized residual acts as the base,
+    # and both are evaluated on the same episodes.
+    assert res["episodes"] == 2 and res["history"][1]["success"] == res["base_success"]
     summary = (root / "summary.md").read_text()
     assert "success" in summary and "eval/success.png" in summary
     assert "| residual RL | 64 env steps" in summary and "residual/success.png" in summary
@@ -137,6 +139,10 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
     assert "horizn" in capsys.readouterr().err
     assert main([*args, "overwrite=true", "residual.algo.n_stp=2"]) == 2
     assert "n_stp" in capsys.readouterr().err
+    assert main([*args, "overwrite=true", "residual.num_envs=zero"]) == 2
+    assert "num_envs" in capsys.readouterr().err
+    assert main([*args, "overwrite=true", "residual.algo.env_steps=9"]) == 2
+    assert "residual.env_steps" in capsys.readouterr().err
     assert (root / "summary.md").is_file()
 
 

@@ -62,15 +62,27 @@ def test_exported_program_has_a_dynamic_batch(tmp_path):
 
 # importing inductor touches torch.jit.script_method, deprecated in torch 2.13
 @pytest.mark.filterwarnings(r"ignore:`torch\.jit\.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [DiffusionPolicy, FlowPolicy])
-def test_compiled_act_matches_eager(cls):
+def test_compiled_act_matches_eager_and_is_used(cls, monkeypatch):
+    import copy
+
     policy = cls(tiny_config(cls.config_class.name)).eval()
     obs = {"observation.state": torch.randn(1, policy.config.obs_horizon, 3)}
     noise = torch.randn(1, policy.config.horizon, policy.config.action_dim)
     eager = policy.act(obs, noise=noise)
     assert policy.compile_for_inference() is policy
-    assert len(policy._compiled_steps) == 2  # trained and EMA heads
+    assert copy.deepcopy(policy)._compiled_steps == {}  # copies start uncompiled
+
+    def eager_step(*args):
+        raise AssertionError("the eager head step ran at the compiled batch size")
+
+    for net in (policy.net, policy.ema_net):
+        monkeypatch.setattr(net.head, "step", eager_step)
     assert torch.allclose(policy.act(obs, noise=noise), eager, atol=1e-5)
+    # Another batch size takes the eager step.
+    with pytest.raises(AssertionError, match="eager head step"):
+        policy.act({"observation.state": obs["observation.state"].repeat(2, 1, 1)})
 
 
 def test_failed_compile_is_one_clear_error_and_acting_still_works(monkeypatch):
@@ -83,7 +95,7 @@ def test_failed_compile_is_one_clear_error_and_acting_still_works(monkeypatch):
         return run
 
     monkeypatch.setattr(torch, "compile", broken)
-    with pytest.raises(RuntimeError, match=r"torch\.compile of the flow policy failed .*C\+\+"):
+    with pytest.raises(RuntimeError, match=r"compile of the flow policy failed .*C\+\+ compile"):
         policy.compile_for_inference()
     assert not policy._compiled_steps
     obs = {"observation.state": torch.randn(1, policy.config.obs_horizon, 3)}
