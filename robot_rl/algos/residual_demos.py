@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from robot_rl.algos.chunk_runner import ChunkRunner
+from robot_rl.algos.residual import Potential, ResidualConfig, shaped_reward
 from robot_rl.core.errors import DatasetError
 from robot_rl.data import LeRobotDataset
 from robot_rl.data.replay import ReplayBuffer
@@ -50,12 +51,14 @@ def demo_buffer(
     policy: Policy,
     *,
     reward: str = "success",
+    shaping: tuple[Potential, ResidualConfig] | None = None,
     device: str | torch.device = "cpu",
 ) -> ReplayBuffer:
     """Every frame of ``ds`` as one transition in a single-column buffer (episodes one after
     the other; their last frames are done, so n-step windows stop there).
 
-    ``reward="success"`` rewards the frame whose ``next.success`` is set, else ``next.reward``.
+    ``reward="success"`` rewards the frame whose ``next.success`` is set, else ``next.reward``;
+    ``shaping`` adds the potential-based term as online transitions get it.
     The dataset keeps no observation after an episode's last frame: that frame bootstraps from
     itself (irrelevant when the episode terminated, which successful demonstrations do).
     """
@@ -90,6 +93,9 @@ def demo_buffer(
         cols["base"].append(b.numpy())
         cols["next_base"].append(np.concatenate([b.numpy()[1:], b.numpy()[-1:]]))
     cat = {k: torch.from_numpy(np.concatenate(v))[:, None].to(device) for k, v in cols.items()}
+    if shaping is not None:
+        potential, cfg = shaping
+        cat["r"] = shaped_reward(cat["r"], cat["s"], cat["ns"], potential, cfg)
     total = cat["s"].shape[0]
     buffer = ReplayBuffer(
         total, 1, {"state": (cat["s"].shape[-1],)}, cat["a"].shape[-1], device=device

@@ -19,6 +19,7 @@ from robot_rl.algos.chunk_runner import ChunkRunner
 from robot_rl.algos.report import plot_residual
 from robot_rl.algos.residual import (
     BaseController,
+    Potential,
     ResidualConfig,
     ResidualLearner,
     collect_and_learn,
@@ -138,7 +139,11 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     eval_seed = job.seed + 10_000
     demos = None
     if job.demos:
-        demos = demo_buffer(LeRobotDataset(job.demos), policy, reward=cfg.reward, device=device)
+        ds = LeRobotDataset(job.demos)
+        shaping = None
+        if cfg.shaping:
+            shaping = (Potential(cfg.shaping, ds.features["observation.state"].names), cfg)
+        demos = demo_buffer(ds, policy, reward=cfg.reward, shaping=shaping, device=device)
         console.print(f"demonstrations: {len(demos)} transitions from {job.demos}, relabeled")
 
     def evaluate(with_residual: bool) -> RolloutStats:

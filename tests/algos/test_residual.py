@@ -75,3 +75,19 @@ def test_demonstrations_become_transitions_relabeled_with_the_base(tmp_path):
     out = buf.gather(torch.tensor([3]), torch.tensor([0]), 3, 0.5)
     assert out["steps"].item() == 2 and out["reward"].item() == pytest.approx(0.5)
     assert out["discount"].item() == 0.0
+
+
+def test_potential_shaping_rewards_progress_and_names_bad_keys():
+    from robot_rl.algos.residual import Potential, shaped_reward
+
+    names = ["a.x", "a.y", "b", "c.x"]
+    phi = Potential({"a": 1.0, "b": 0.5}, names)
+    state = torch.tensor([[3.0, 4.0, -2.0, 9.0]])  # phi = -(5 + 0.5 · 2) = -6
+    assert phi(state).item() == pytest.approx(-6.0)
+    closer = torch.tensor([[0.0, 4.0, -2.0, 9.0]])  # phi = -(4 + 1) = -5
+    cfg = ResidualConfig(gamma=0.5, shaping={"a": 1.0, "b": 0.5}, shaping_scale=2.0)
+    r = shaped_reward(torch.tensor([1.0]), state, closer, phi, cfg)
+    assert r.item() == pytest.approx(1.0 + 2.0 * (0.5 * -5.0 - -6.0))
+    assert shaped_reward(torch.tensor([1.0]), state, closer, None, cfg).item() == 1.0
+    with pytest.raises(ConfigError, match="'d'.* not in the state"):
+        Potential({"d": 1.0}, names)
