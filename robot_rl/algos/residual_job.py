@@ -175,7 +175,11 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
                     stats = evaluate(True)
                     history.append({"env_steps": steps, "success": stats.success_rate})
                     tb.add_scalar("eval/success_rate", stats.success_rate, steps)
-                    save_residual(out / "checkpoints" / "last", learner, meta | {"steps": steps})
+                    info = meta | {"steps": steps, "success": stats.success_rate}
+                    save_residual(out / "checkpoints" / "last", learner, info)
+                    if stats.success_rate > max(h["success"] for h in history[:-1]):
+                        # better than the base and every earlier evaluation (same episodes)
+                        save_residual(out / "checkpoints" / "best", learner, info)
                     bar.update(bar_job, info=f"success {stats.success_rate:.0%}")
                     console.print(
                         f"env steps {steps}: base+residual success {stats.success_rate:.1%} "
