@@ -19,13 +19,19 @@ class ArmExpert(Expert):
     env: ArmEnv
     GAIN = 0.5
 
-    def __init__(self, env: ArmEnv, noise: float = 0.0, seed: int | None = None):
+    def __init__(
+        self,
+        env: ArmEnv,
+        noise: float = 0.0,
+        seed: int | None = None,
+        bias: list[float] | tuple[float, ...] | None = None,
+    ):
         if env.cfg.action_mode != "ee_delta":
             raise ConfigError(
                 f"the arm experts act in end-effector space; task action_mode is "
                 f"{env.cfg.action_mode!r}, expected 'ee_delta'"
             )
-        super().__init__(env, noise=noise, seed=seed)
+        super().__init__(env, noise=noise, seed=seed, bias=bias)
 
     def reset(self, ids: torch.Tensor | None = None) -> None:
         n = self.env.num_envs

@@ -23,13 +23,24 @@ class Expert(ABC):
             hesitation (zero motion), so demonstrations look like a human's: slower, wobbly,
             sometimes failing.
         seed: seeds the noise.
+        bias: a constant offset added to every action (length ``action_dim``): a systematically
+            miscalibrated controller, e.g. the deliberately biased base of a residual-RL study.
     """
 
-    def __init__(self, env: VecEnv, noise: float = 0.0, seed: int | None = None):
+    def __init__(
+        self,
+        env: VecEnv,
+        noise: float = 0.0,
+        seed: int | None = None,
+        bias: list[float] | tuple[float, ...] | None = None,
+    ):
         if noise < 0:
             raise ConfigError(f"expert noise must be >= 0, got {noise}")
+        if bias is not None and len(bias) != env.action_dim:
+            raise ConfigError(f"expert bias needs {env.action_dim} entries, got {len(bias)}")
         self.env = env
         self.noise = noise
+        self.bias = None if bias is None else torch.tensor(bias, dtype=torch.float32)
         self._gen = torch.Generator(device=env.device)
         self._gen.manual_seed(seed if seed is not None else 0)
         self.reset()
@@ -47,6 +58,8 @@ class Expert(ABC):
         with torch_threads(1 if self.env.device.type == "cpu" else torch.get_num_threads()):
             return self._act(obs)
 
+    __call__ = act  # a controller, as rollouts and the residual learner call them
+
     def _act(self, obs: Obs) -> torch.Tensor:
         a = self._clean_action(obs).to(torch.float32)
         if self.noise > 0:
@@ -56,12 +69,20 @@ class Expert(ABC):
             a = a + eps
             pause = torch.rand(n, generator=self._gen, device=a.device) < self.noise / 10
             a[pause, :-1] = 0.0
+        if self.bias is not None:
+            a = a + self.bias.to(a.device)
         return a.clamp(-1.0, 1.0)
 
 
 EXPERTS: Registry[type[Expert]] = Registry("expert")
 
 
-def make_expert(task: str, env: VecEnv, noise: float = 0.0, seed: int | None = None) -> Expert:
+def make_expert(
+    task: str,
+    env: VecEnv,
+    noise: float = 0.0,
+    seed: int | None = None,
+    bias: list[float] | tuple[float, ...] | None = None,
+) -> Expert:
     """The registered expert of ``task``."""
-    return EXPERTS.get(task)(env, noise=noise, seed=seed)
+    return EXPERTS.get(task)(env, noise=noise, seed=seed, bias=bias)
