@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -63,6 +65,10 @@ def test_exported_program_has_a_dynamic_batch(tmp_path):
 # importing inductor touches torch.jit.script_method, deprecated in torch 2.13
 @pytest.mark.filterwarnings(r"ignore:`torch\.jit\.script_method` is deprecated:DeprecationWarning")
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not any(shutil.which(c) for c in ("g++", "clang++", "c++")),
+    reason="torch.compile (inductor) needs a C++ compiler",
+)
 @pytest.mark.parametrize("cls", [DiffusionPolicy, FlowPolicy])
 def test_compiled_act_matches_eager_and_is_used(cls, monkeypatch):
     import copy
