@@ -91,3 +91,34 @@ def test_potential_shaping_rewards_progress_and_names_bad_keys():
     assert shaped_reward(torch.tensor([1.0]), state, closer, None, cfg).item() == 1.0
     with pytest.raises(ConfigError, match="'d'.* not in the state"):
         Potential({"d": 1.0}, names)
+
+
+ABLATIONS = {
+    "residual_no_layernorm": {"layer_norm": False},
+    "residual_no_demos": {"demo_ratio": 0.0},
+    "residual_nstep1": {"n_step": 1},
+    "residual_utd1": {"utd": 1.0},
+    "residual_utd4": {"utd": 4.0},
+    "residual_critics2": {"critic_heads": 2},
+    "residual_scale005": {"action_scale": 0.05},
+    "residual_scale01": {"action_scale": 0.1},
+    "residual_scale02": {"action_scale": 0.2},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_ablation_configs_change_exactly_their_setting(name):
+    from dataclasses import asdict
+
+    from robot_rl.cli.compose import compose_config, to_container
+    from robot_rl.envs.config import build_config
+
+    def algo(choice: str) -> dict:
+        cfg = to_container(compose_config("train_residual", [f"algo={choice}"]))
+        return asdict(build_config(ResidualConfig, cfg["algo"], where="algo"))
+
+    base, ablation = algo("residual"), algo(name)
+    changed = {k: v for k, v in ablation.items() if base[k] != v and k != "name"}
+    expected = {k: v for k, v in ABLATIONS[name].items() if base[k] != v}
+    assert changed == expected
+    assert all(ablation[k] == v for k, v in ABLATIONS[name].items())
