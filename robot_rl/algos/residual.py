@@ -21,7 +21,14 @@ from typing import Any, Protocol
 
 import torch
 
-from robot_rl.algos.td import actor_loss, critic_loss, ensemble_target, polyak, smoothed_action
+from robot_rl.algos.td import (
+    actor_loss,
+    critic_loss,
+    distributional_critic_loss,
+    ensemble_target,
+    polyak,
+    smoothed_action,
+)
 from robot_rl.core.errors import ConfigError
 from robot_rl.data.replay import ReplayBuffer
 from robot_rl.envs.vec_env import Obs, VecEnv
@@ -46,6 +53,12 @@ class ResidualConfig:
     hidden: tuple[int, ...] = (256, 256)
     layer_norm: bool = True
     critic_heads: int = 10
+    # 1: Q regressed by MSE. > 1: distributional critic, HL-Gauss over critic_bins bins of
+    # [critic_v_min, critic_v_max], which must cover the returns ([0, 1] for the sparse success
+    # reward); Q starts at the support's midpoint
+    critic_bins: int = 1
+    critic_v_min: float = -1.5
+    critic_v_max: float = 1.5
     target_heads: int = 2  # min over this many random heads in the TD target
     n_step: int = 3
     gamma: float = 0.99
@@ -83,6 +96,11 @@ class ResidualConfig:
         for key in positive + ("actor_every",):
             if getattr(self, key) < 1:
                 raise ConfigError(f"algo.{key} must be >= 1, got {getattr(self, key)}")
+        if self.critic_bins < 1 or not self.critic_v_min < self.critic_v_max:
+            raise ConfigError(
+                "algo.critic_bins must be >= 1 and critic_v_min < critic_v_max; got "
+                f"{self.critic_bins}, [{self.critic_v_min}, {self.critic_v_max}]"
+            )
         if self.critic_heads < 2 or not 1 <= self.target_heads <= self.critic_heads:
             raise ConfigError(
                 f"algo.target_heads must be in [1, critic_heads={self.critic_heads}], "
@@ -174,7 +192,14 @@ class ResidualLearner:
             obs_dim, action_dim, cfg.hidden, cfg.action_scale, cfg.layer_norm
         ).to(self.device)
         self.critic = CriticEnsemble(
-            obs_dim, action_dim, cfg.critic_heads, cfg.hidden, cfg.layer_norm
+            obs_dim,
+            action_dim,
+            cfg.critic_heads,
+            cfg.hidden,
+            cfg.layer_norm,
+            cfg.critic_bins,
+            cfg.critic_v_min,
+            cfg.critic_v_max,
         ).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -218,8 +243,13 @@ class ResidualLearner:
                 subset=cfg.target_heads,
                 generator=self.gen,
             )
-        q = self.critic(s, batch["action"])
-        c_loss, info = critic_loss(q, target)
+        if self.critic.bins > 1:
+            logits = self.critic.logits(s, batch["action"])
+            c_loss, info = distributional_critic_loss(
+                logits, target, self.critic.edges, self.critic.sigma
+            )
+        else:
+            c_loss, info = critic_loss(self.critic(s, batch["action"]), target)
         self.critic_optim.zero_grad(set_to_none=True)
         c_loss.backward()
         torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from robot_rl.policies.residual import hl_gauss_probs
+
 
 def ensemble_target(
     q_next: torch.Tensor,
@@ -45,6 +47,19 @@ def critic_loss(
     td = q - target.unsqueeze(0)
     loss = td.pow(2).mean(dim=1).sum() / q.shape[0]
     return loss, {"critic_loss": loss.detach(), "q_mean": q.mean().detach()}
+
+
+def distributional_critic_loss(
+    logits: torch.Tensor, target: torch.Tensor, edges: torch.Tensor, sigma: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Cross-entropy between every head's value distribution ``logits (E, B, K)`` and the
+    HL-Gauss histogram of the scalar TD target ``(B,)``, averaged over heads and batch."""
+    assert logits.dim() == 3 and logits.shape[1] == target.shape[0], (logits.shape, target.shape)
+    probs = hl_gauss_probs(target, edges, sigma)  # (B, K)
+    loss = -(probs[None] * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+    centers = (edges[1:] + edges[:-1]) / 2
+    q = (torch.softmax(logits.detach(), dim=-1) * centers).sum(-1)
+    return loss, {"critic_loss": loss.detach(), "q_mean": q.mean()}
 
 
 def actor_loss(

@@ -122,3 +122,31 @@ def test_ablation_configs_change_exactly_their_setting(name):
     expected = {k: v for k, v in ABLATIONS[name].items() if base[k] != v}
     assert changed == expected
     assert all(ablation[k] == v for k, v in ABLATIONS[name].items())
+
+
+@pytest.mark.parametrize("bins", [1, 21])
+def test_learner_updates_with_either_critic(bins):
+    from robot_rl.algos.residual import ResidualLearner
+
+    cfg = ResidualConfig(
+        hidden=(16, 16), critic_heads=3, critic_bins=bins, actor_every=1, critic_lr=1e-3
+    )
+    learner = ResidualLearner(obs_dim=3, action_dim=2, cfg=cfg)
+    g = torch.Generator().manual_seed(0)
+    b = 32
+    batch = {
+        "obs.state": torch.randn(b, 3, generator=g),
+        "next_obs.state": torch.randn(b, 3, generator=g),
+        "action": torch.rand(b, 2, generator=g) * 2 - 1,
+        "base_action": torch.rand(b, 2, generator=g) * 2 - 1,
+        "next_base_action": torch.rand(b, 2, generator=g) * 2 - 1,
+        "reward": torch.ones(b),
+        "discount": torch.zeros(b),  # terminal: the target is exactly the reward, 1
+    }
+    for _ in range(300):
+        out = learner.update(batch, train_actor=True)
+    assert {"critic_loss", "q_mean", "actor_loss"} <= set(out)
+    q = learner.critic(learner.norm(batch["obs.state"]), batch["action"])
+    assert (q - 1.0).abs().mean() < 0.15  # from 0 to the target 1
+    with pytest.raises(ConfigError, match="critic_bins"):
+        ResidualConfig(critic_bins=11, critic_v_min=2.0)

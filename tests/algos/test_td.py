@@ -111,3 +111,37 @@ def test_critic_ensemble_starts_at_zero_and_heads_are_independent():
     q[0].sum().backward()
     first = critic.net[0].weight.grad
     assert first[0].abs().sum() > 0 and first[1:].abs().sum() == 0
+
+
+def test_hl_gauss_histogram_sums_to_one_and_keeps_the_mean():
+    from robot_rl.policies.residual import hl_gauss_probs
+
+    edges = torch.linspace(-1.0, 2.0, 52)
+    centers = (edges[1:] + edges[:-1]) / 2
+    target = torch.tensor([0.0, 0.37, 1.2, 9.0])
+    probs = hl_gauss_probs(target, edges, sigma=0.75 * 3.0 / 51)
+    assert probs.shape == (4, 51)
+    assert torch.allclose(probs.sum(-1), torch.ones(4), atol=1e-6)
+    mean = (probs * centers).sum(-1)
+    assert torch.allclose(mean[:3], target[:3], atol=2e-3)
+    assert 1.9 < mean[3] <= 2.0  # clamped to the support
+
+
+def test_distributional_critic_starts_at_zero_and_learns_a_target_value():
+    from robot_rl.algos.td import distributional_critic_loss
+
+    torch.manual_seed(0)
+    critic = CriticEnsemble(obs_dim=3, action_dim=2, heads=4, hidden=(32,), bins=41)
+    obs, act = torch.randn(64, 3), torch.randn(64, 2)
+    assert critic(obs, act).abs().max() < 1e-5  # uniform over [-1.5, 1.5]: Q = 0
+    target = torch.where(obs[:, 0] > 0, 0.8, 0.1)  # a value that depends on the state
+    opt = torch.optim.Adam(critic.parameters(), lr=3e-3)
+    for _ in range(300):
+        loss, _ = distributional_critic_loss(
+            critic.logits(obs, act), target, critic.edges, critic.sigma
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    err = (critic(obs, act).detach() - target).abs()
+    assert err.mean() < 0.02 and err.max() < 0.15, (err.mean(), err.max())
