@@ -68,7 +68,13 @@ class ResidualConfig:
     warmup_env_steps: int = 10_000  # base + noise before any update
     warmup_noise: float = 0.1  # exploration std during warm-up (normalized units)
     critic_warmup_updates: int = 1_000  # critic-only updates before the actor starts
-    explore_std: float = 0.05
+    explore_std: float = 0.05  # Gaussian exploration (deterministic actor only)
+    # SAC-style: a stochastic residual (tanh Gaussian) explores by sampling, targets and the
+    # actor loss carry -alpha · log pi, alpha tuned toward target_entropy (default -A)
+    entropy: bool = False
+    init_alpha: float = 0.01
+    alpha_lr: float = 3e-4
+    target_entropy: float | None = None
     target_noise: float = 0.1
     target_noise_clip: float = 0.3
     actor_every: int = 2  # critic updates per actor update (TD3's delay)
@@ -114,7 +120,7 @@ class ResidualConfig:
             v = getattr(self, key)
             if not 0.0 < v <= 1.0:
                 raise ConfigError(f"algo.{key} must be in (0, 1], got {v}")
-        for key in ("utd", "actor_lr", "critic_lr", "action_scale"):
+        for key in ("utd", "actor_lr", "critic_lr", "action_scale", "init_alpha", "alpha_lr"):
             v = getattr(self, key)
             if not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"algo.{key} must be a finite number > 0, got {v}")
@@ -189,7 +195,7 @@ class ResidualLearner:
     ) -> None:
         self.cfg, self.device = cfg, torch.device(device)
         self.actor = ResidualActor(
-            obs_dim, action_dim, cfg.hidden, cfg.action_scale, cfg.layer_norm
+            obs_dim, action_dim, cfg.hidden, cfg.action_scale, cfg.layer_norm, cfg.entropy
         ).to(self.device)
         self.critic = CriticEnsemble(
             obs_dim,
@@ -205,6 +211,12 @@ class ResidualLearner:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device)
+        self.log_alpha.requires_grad_(cfg.entropy)
+        self.alpha_optim = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.target_entropy = (
+            -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
+        )
         self.obs_mean = torch.zeros(obs_dim, device=self.device)
         self.obs_std = torch.ones(obs_dim, device=self.device)
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
@@ -220,7 +232,10 @@ class ResidualLearner:
 
     @torch.no_grad()
     def act(self, state: torch.Tensor, base_action: torch.Tensor, explore: float) -> torch.Tensor:
-        """Base + residual (+ exploration noise of std ``explore``), clipped to [-1, 1]."""
+        """Base + residual (+ exploration noise of std ``explore``), clipped to [-1, 1]. A
+        stochastic (``entropy``) actor explores by sampling instead, whenever ``explore > 0``."""
+        if self.cfg.entropy and explore > 0:
+            return self.actor.sample(self.norm(state), base_action.to(self.device), self.gen)[2]
         action = self.actor(self.norm(state), base_action.to(self.device))
         if explore > 0:
             noise = torch.randn(action.shape, generator=self.gen, device=self.device) * explore
@@ -232,10 +247,15 @@ class ResidualLearner:
         step plus the Polyak updates of both targets."""
         cfg = self.cfg
         s, ns = self.norm(batch["obs.state"]), self.norm(batch["next_obs.state"])
+        alpha = float(self.log_alpha.detach().exp())
         with torch.no_grad():
-            a_next = self.actor_target(ns, batch["next_base_action"])
-            a_next = smoothed_action(a_next, cfg.target_noise, cfg.target_noise_clip, self.gen)
-            q_next = self.critic_target(ns, a_next)
+            if cfg.entropy:  # SAC: the current policy's sample, minus alpha · log pi
+                _, logp_next, a_next = self.actor.sample(ns, batch["next_base_action"], self.gen)
+                q_next = self.critic_target(ns, a_next) - alpha * logp_next[None]
+            else:  # TD3: the target actor, smoothed
+                a_next = self.actor_target(ns, batch["next_base_action"])
+                a_next = smoothed_action(a_next, cfg.target_noise, cfg.target_noise_clip, self.gen)
+                q_next = self.critic_target(ns, a_next)
             target = ensemble_target(
                 q_next,
                 batch["reward"],
@@ -257,19 +277,30 @@ class ResidualLearner:
         self.updates += 1
         out = {k: float(v) for k, v in info.items()}
         if train_actor and self.updates % cfg.actor_every == 0:
-            correction = self.actor.correction(s, batch["base_action"])
-            a_pi = (batch["base_action"] + correction).clamp(-1.0, 1.0)
+            if cfg.entropy:
+                correction, logp, a_pi = self.actor.sample(s, batch["base_action"], self.gen)
+            else:
+                correction = self.actor.correction(s, batch["base_action"])
+                a_pi = (batch["base_action"] + correction).clamp(-1.0, 1.0)
             self.critic.requires_grad_(False)  # dQ/da only: no critic weight gradients
             try:
                 q_pi = self.critic(s, a_pi)
             finally:
                 self.critic.requires_grad_(True)
             a_loss, a_info = actor_loss(q_pi, correction / cfg.action_scale, cfg.residual_penalty)
+            if cfg.entropy:
+                a_loss = a_loss + alpha * logp.mean()
             self.actor_optim.zero_grad(set_to_none=True)
             a_loss.backward()
             torch.nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
             self.actor_optim.step()
             out.update({k: float(v) for k, v in a_info.items()})
+            if cfg.entropy:  # alpha follows the entropy toward its target
+                alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+                self.alpha_optim.zero_grad(set_to_none=True)
+                alpha_loss.backward()
+                self.alpha_optim.step()
+                out.update({"alpha": alpha, "entropy": float(-logp.detach().mean())})
             out["residual_abs"] = float((a_pi.detach() - batch["base_action"]).abs().mean())
         if self.updates % cfg.actor_every == 0:
             polyak(self.critic_target, self.critic, cfg.tau)

@@ -41,7 +41,11 @@ class ResidualActor(nn.Module):
         hidden: hidden widths.
         scale: largest correction per dimension (ResFiT: 0.1; 0.2 on hard tasks).
         layer_norm: LayerNorm between hidden layers.
+        stochastic: also output a per-dimension log std (SAC-style): :meth:`sample` draws
+            ``scale · tanh(mean + std · eps)``; the mean correction is what ``forward`` returns.
     """
+
+    LOG_STD_RANGE = (-5.0, 1.0)
 
     def __init__(
         self,
@@ -50,22 +54,58 @@ class ResidualActor(nn.Module):
         hidden: tuple[int, ...] = (256, 256),
         scale: float = 0.1,
         layer_norm: bool = True,
+        stochastic: bool = False,
     ) -> None:
         super().__init__()
         if not (math.isfinite(scale) and 0 < scale <= 2):
             raise ConfigError(f"residual action scale must be in (0, 2], got {scale}")
-        self.scale = scale
-        self.net = mlp([obs_dim + action_dim, *hidden, action_dim], layer_norm)
+        self.scale, self.stochastic, self.action_dim = scale, stochastic, action_dim
+        out = 2 * action_dim if stochastic else action_dim
+        self.net = mlp([obs_dim + action_dim, *hidden, out], layer_norm)
         last = self.net[-1]
         nn.init.zeros_(last.weight)  # starts as the identity around the base action
         nn.init.zeros_(last.bias)
+        if stochastic:  # log std starts at the middle of its range
+            with torch.no_grad():
+                last.bias[action_dim:] = sum(self.LOG_STD_RANGE) / 2
+
+    def _heads(self, obs: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, base_action], dim=-1))
 
     def correction(self, obs: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
-        """``scale · tanh(residual)``: the correction before clipping, ``(B, A)``."""
-        return self.scale * torch.tanh(self.net(torch.cat([obs, base_action], dim=-1)))
+        """``scale · tanh(residual mean)``: the correction before clipping, ``(B, A)``."""
+        mean = self._heads(obs, base_action)[..., : self.action_dim]
+        return self.scale * torch.tanh(mean)
 
     def forward(self, obs: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
         return (base_action + self.correction(obs, base_action)).clamp(-1.0, 1.0)
+
+    def sample(
+        self,
+        obs: torch.Tensor,
+        base_action: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A sampled correction ``(B, A)``, its log density ``(B,)`` (tanh-squashed Gaussian,
+        scaled) and the action ``clip(base + correction)`` ``(B, A)``. Needs ``stochastic``."""
+        if not self.stochastic:
+            raise RuntimeError("sample() needs a stochastic residual actor")
+        out = self._heads(obs, base_action)
+        mean, log_std = out[..., : self.action_dim], out[..., self.action_dim :]
+        lo, hi = self.LOG_STD_RANGE
+        log_std = log_std.clamp(lo, hi)
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device)
+        u = mean + log_std.exp() * eps
+        squashed = torch.tanh(u)
+        # log N(u; mean, std) - log |d(scale · tanh u)/du|, summed over dimensions
+        log_prob = (
+            -0.5 * eps.pow(2)
+            - log_std
+            - 0.5 * math.log(2 * math.pi)
+            - torch.log(self.scale * (1 - squashed.pow(2)) + 1e-6)
+        ).sum(-1)
+        correction = self.scale * squashed
+        return correction, log_prob, (base_action + correction).clamp(-1.0, 1.0)
 
 
 class EnsembleLinear(nn.Module):

@@ -150,3 +150,28 @@ def test_learner_updates_with_either_critic(bins):
     assert (q - 1.0).abs().mean() < 0.15  # from 0 to the target 1
     with pytest.raises(ConfigError, match="critic_bins"):
         ResidualConfig(critic_bins=11, critic_v_min=2.0)
+
+
+def test_entropy_learner_samples_explores_and_tunes_alpha():
+    from robot_rl.algos.residual import ResidualLearner
+
+    cfg = ResidualConfig(hidden=(16, 16), critic_heads=3, entropy=True, actor_every=1)
+    learner = ResidualLearner(obs_dim=3, action_dim=2, cfg=cfg)
+    state, base = torch.randn(8, 3), torch.rand(8, 2) * 1.6 - 0.8
+    assert torch.equal(learner.act(state, base, explore=0.0), base)  # the mean: the base
+    assert not torch.equal(learner.act(state, base, explore=0.05), base)  # samples explore
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "obs.state": torch.randn(32, 3, generator=g),
+        "next_obs.state": torch.randn(32, 3, generator=g),
+        "action": torch.rand(32, 2, generator=g) * 2 - 1,
+        "base_action": torch.rand(32, 2, generator=g) * 2 - 1,
+        "next_base_action": torch.rand(32, 2, generator=g) * 2 - 1,
+        "reward": torch.zeros(32),
+        "discount": torch.full((32,), 0.9),
+    }
+    alpha0 = learner.log_alpha.exp().item()
+    for _ in range(20):
+        out = learner.update(batch, train_actor=True)
+    assert {"alpha", "entropy"} <= set(out)
+    assert learner.log_alpha.exp().item() != alpha0

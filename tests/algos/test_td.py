@@ -145,3 +145,23 @@ def test_distributional_critic_starts_at_zero_and_learns_a_target_value():
         opt.step()
     err = (critic(obs, act).detach() - target).abs()
     assert err.mean() < 0.02 and err.max() < 0.15, (err.mean(), err.max())
+
+
+def test_stochastic_residual_log_density_matches_its_samples():
+    actor = ResidualActor(obs_dim=2, action_dim=1, hidden=(8,), scale=0.2, stochastic=True)
+    obs, base = torch.zeros(200_000, 2), torch.zeros(200_000, 1)
+    assert torch.equal(actor(obs[:4], base[:4]), base[:4])  # the mean starts at the base
+    with torch.no_grad():
+        actor.net[-1].bias.copy_(torch.tensor([0.4, -0.7]))  # pre-tanh mean 0.4, log std -0.7
+        c, log_prob, action = actor.sample(obs, base, torch.Generator().manual_seed(0))
+    assert c.abs().max() < 0.2 and torch.equal(action, c)
+    # The empirical density of the samples in each bin matches exp(log_prob) there.
+    edges = torch.linspace(-0.2, 0.2, 21)
+    idx = torch.bucketize(c[:, 0], edges) - 1
+    width = float(edges[1] - edges[0])
+    for b in range(2, 18):
+        mask = idx == b
+        if mask.sum() < 2000:
+            continue
+        empirical = mask.float().mean() / width
+        assert log_prob[mask].exp().mean() == pytest.approx(float(empirical), rel=0.08)
