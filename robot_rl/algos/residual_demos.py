@@ -60,7 +60,9 @@ def demo_buffer(
     ``reward="success"`` rewards the frame whose ``next.success`` is set, else ``next.reward``;
     ``shaping`` adds the potential-based term as online transitions get it.
     The dataset keeps no observation after an episode's last frame: that frame bootstraps from
-    itself (irrelevant when the episode terminated, which successful demonstrations do).
+    itself (irrelevant when the episode terminated, which successful demonstrations do). An
+    episode whose last frame is done without ``next.success`` ended on its time limit and is
+    stored as truncated, so its value bootstraps instead of counting as a dead end.
     """
     feats = ds.features
     need = ["observation.state", "action", "next.done"]
@@ -87,8 +89,12 @@ def demo_buffer(
         cols["s"].append(s)
         cols["a"].append(e["action"].astype(np.float32).clip(-1.0, 1.0))
         cols["r"].append(r.astype(np.float32))
-        cols["term"].append(done)
-        cols["trunc"].append((np.arange(t) == t - 1) & ~done)
+        # A recorded episode ends in success (terminal: nothing to bootstrap) or on the time
+        # limit (truncated: bootstrap). The dataset does not say which, but next.success does.
+        success = e["next.success"].reshape(t).astype(bool) if "next.success" in feats else done
+        last = np.arange(t) == t - 1
+        cols["term"].append(done & success)
+        cols["trunc"].append(last & ~(done & success))
         cols["ns"].append(np.concatenate([s[1:], s[-1:]]))
         cols["base"].append(b.numpy())
         cols["next_base"].append(np.concatenate([b.numpy()[1:], b.numpy()[-1:]]))

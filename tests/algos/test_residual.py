@@ -44,10 +44,10 @@ def test_demonstrations_become_transitions_relabeled_with_the_base(tmp_path):
         "next.done": Feature("bool", (1,)),
         "next.success": Feature("bool", (1,)),
     }
-    lengths = (5, 3)
+    lengths = (5, 3, 2)
     rng = np.random.default_rng(0)
     with DatasetWriter.create(tmp_path / "d", fps=10, features=feats) as w:
-        for t in lengths:
+        for k, t in enumerate(lengths):
             done = np.zeros((t, 1), bool)
             done[-1] = True
             w.add_episode(
@@ -55,7 +55,7 @@ def test_demonstrations_become_transitions_relabeled_with_the_base(tmp_path):
                     "observation.state": rng.normal(size=(t, 3)).astype(np.float32),
                     "action": rng.uniform(-1, 1, size=(t, 2)).astype(np.float32),
                     "next.done": done,
-                    "next.success": done,
+                    "next.success": done if k < 2 else np.zeros((t, 1), bool),  # 3rd: time limit
                 },
                 task="push",
             )
@@ -65,8 +65,11 @@ def test_demonstrations_become_transitions_relabeled_with_the_base(tmp_path):
     ).eval()
     buf = demo_buffer(LeRobotDataset(tmp_path / "d"), policy)
     assert len(buf) == sum(lengths)
-    assert buf.terminated[:, 0].tolist() == [False] * 4 + [True] + [False] * 2 + [True]
-    assert buf.reward[:, 0].sum().item() == 2.0  # one success per episode
+    assert (
+        buf.terminated[:, 0].tolist() == [False] * 4 + [True] + [False] * 2 + [True] + [False] * 2
+    )
+    assert buf.truncated[:, 0].tolist() == [False] * 9 + [True]  # the time-limit episode
+    assert buf.reward[:, 0].sum().item() == 2.0  # one success in each of the first two
     base = buf.extras["base_action"][:, 0]
     nxt = buf.extras["next_base_action"][:, 0]
     assert base.abs().max() <= 1.0 and base.abs().sum() > 0
