@@ -3,8 +3,11 @@
 The base (a BC policy run receding-horizon by a :class:`ChunkRunner`, or any controller with
 ``__call__(obs) -> (N, A)`` and ``reset(ids)``) acts; a residual actor adds a bounded correction
 at every control step; a LayerNorm critic ensemble learns n-step TD targets from a replay buffer
-of all N parallel envs. TD3-style: deterministic actor, fixed Gaussian exploration, target-policy
-smoothing, Polyak-averaged target networks, delayed actor updates.
+of all N parallel envs. TD3-style by default: deterministic actor, fixed Gaussian exploration,
+target-policy smoothing, Polyak-averaged target networks, delayed actor updates. Options: a
+SAC-style stochastic residual with a tuned entropy temperature (``entropy``), a distributional
+HL-Gauss critic (``critic_bins``), a penalty on the correction (``residual_penalty``) and
+potential-based reward shaping (``shaping``).
 
 Actions are handled in the env's normalized range [-1, 1] (the arm tasks' action space already
 is). The residual and critic see the raw state standardized with mean/std measured on the
