@@ -10,6 +10,7 @@ convention the training windows use at an episode's start), while the others kee
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,6 +19,9 @@ from robot_rl.envs.vec_env import Obs
 from robot_rl.policies import Policy
 from robot_rl.policies.observations import IMAGE_PREFIX, STATE
 from robot_rl.policies.tokenizer import tokenize
+
+if TYPE_CHECKING:
+    from robot_rl.envs.task_env import TaskEnv
 
 
 class ChunkRunner:
@@ -88,6 +92,29 @@ class ChunkRunner:
         self._fresh = torch.ones(num_envs, dtype=torch.bool)
         self.replans = 0
         """Number of policy calls so far (for latency accounting)."""
+
+    @classmethod
+    def for_env(
+        cls,
+        policy: Policy,
+        env: TaskEnv,
+        *,
+        seed: int = 0,
+        action_steps: int | None = None,
+        denoise_steps: int | None = None,
+    ) -> ChunkRunner:
+        """A runner for every env of a task env: its instructions, cameras and state names,
+        sampling noise seeded by ``seed``."""
+        return cls(
+            policy,
+            env.num_envs,
+            instructions=env.instructions,
+            cameras=env.cfg.image.cameras if env.cfg.image.enabled else (),
+            state_names=env.state_names,
+            action_steps=action_steps,
+            denoise_steps=denoise_steps,
+            generator=torch.Generator().manual_seed(seed),
+        )
 
     def reset(self, ids: torch.Tensor | None = None) -> None:
         """Envs ``ids`` (k,) start a new episode: empty their queue and window."""

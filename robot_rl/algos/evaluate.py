@@ -79,15 +79,8 @@ def evaluate_policy(
 
     ``video_episodes`` envs are filmed through ``video_camera`` during their first episode.
     """
-    runner = ChunkRunner(
-        policy,
-        env.num_envs,
-        instructions=env.instructions,
-        cameras=env.cfg.image.cameras if env.cfg.image.enabled else (),
-        state_names=env.state_names,
-        action_steps=action_steps,
-        denoise_steps=denoise_steps,
-        generator=torch.Generator().manual_seed(seed or 0),
+    runner = ChunkRunner.for_env(
+        policy, env, seed=seed or 0, action_steps=action_steps, denoise_steps=denoise_steps
     )
     filmer = _Filmer(env, video_episodes, video_camera, video_size) if video_episodes else None
     policy_time = 0.0

@@ -250,7 +250,7 @@ class ResidualLearner:
         step plus the Polyak updates of both targets."""
         cfg = self.cfg
         s, ns = self.norm(batch["obs.state"]), self.norm(batch["next_obs.state"])
-        alpha = float(self.log_alpha.detach().exp())
+        alpha = float(self.log_alpha.detach().exp()) if cfg.entropy else 0.0
         with torch.no_grad():
             if cfg.entropy:  # SAC: the current policy's sample, minus alpha · log pi
                 _, logp_next, a_next = self.actor.sample(ns, batch["next_base_action"], self.gen)
@@ -307,7 +307,8 @@ class ResidualLearner:
             out["residual_abs"] = float((a_pi.detach() - batch["base_action"]).abs().mean())
         if self.updates % cfg.actor_every == 0:
             polyak(self.critic_target, self.critic, cfg.tau)
-            polyak(self.actor_target, self.actor, cfg.tau)
+            if not cfg.entropy:  # SAC's targets sample the current actor: no actor target
+                polyak(self.actor_target, self.actor, cfg.tau)
         return out
 
 

@@ -39,14 +39,7 @@ from robot_rl.policies import Policy, load
 
 def base_runner(policy: Policy, env: TaskEnv) -> ChunkRunner:
     """The frozen base policy run receding-horizon in ``env``."""
-    return ChunkRunner(
-        policy,
-        env.num_envs,
-        instructions=env.instructions,
-        cameras=env.cfg.image.cameras if env.cfg.image.enabled else (),
-        state_names=env.state_names,
-        generator=torch.Generator().manual_seed(0),
-    )
+    return ChunkRunner.for_env(policy, env)
 
 
 class ResidualController:

@@ -172,7 +172,7 @@ class ReplayBuffer:
         cols = env[:, None].expand_as(rows)
         # Rows past the newest one do not exist yet: the window stops there.
         exists = (age[:, None] + ahead) < self.rows
-        done = (self.terminated | self.truncated)[rows, cols]
+        done = self.terminated[rows, cols] | self.truncated[rows, cols]  # only the (B, n) window
         # Step k counts if every earlier step in the window was not done.
         ended_before = torch.cumsum(done.long(), dim=1) - done.long()
         alive = exists & (ended_before == 0)

@@ -177,4 +177,7 @@ def test_entropy_learner_samples_explores_and_tunes_alpha():
     for _ in range(20):
         out = learner.update(batch, train_actor=True)
     assert {"alpha", "entropy"} <= set(out)
-    assert learner.log_alpha.exp().item() != alpha0
+    # The start (log std -2 on a 0.1-wide tanh) has far less entropy than the target -A = -2,
+    # so the temperature rises to push it up.
+    assert out["entropy"] < learner.target_entropy
+    assert learner.log_alpha.exp().item() > alpha0
