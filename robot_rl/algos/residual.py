@@ -53,6 +53,9 @@ class ResidualConfig:
     name: str = "residual"
     env_steps: int = 200_000  # total transitions collected (num_envs per vector step)
     action_scale: float = 0.1  # largest residual correction per action dimension
+    # one bound per action dimension instead (overrides action_scale); 0 freezes a dimension at
+    # the base action, e.g. [0.1, 0.1, 0.1, 0, 0, 0, 0] corrects only an arm's TCP position
+    action_scale_per_dim: list[float] = field(default_factory=list)
     hidden: tuple[int, ...] = (256, 256)
     layer_norm: bool = True
     critic_heads: int = 10
@@ -73,7 +76,8 @@ class ResidualConfig:
     critic_warmup_updates: int = 1_000  # critic-only updates before the actor starts
     explore_std: float = 0.05  # Gaussian exploration (deterministic actor only)
     # SAC-style: a stochastic residual (tanh Gaussian) explores by sampling, targets and the
-    # actor loss carry -alpha · log pi, alpha tuned toward target_entropy (default -A)
+    # actor loss carry -alpha · log pi, alpha tuned toward target_entropy (default: minus the
+    # number of corrected action dimensions)
     entropy: bool = False
     init_alpha: float = 0.01
     alpha_lr: float = 3e-4
@@ -100,6 +104,11 @@ class ResidualConfig:
     shaping_scale: float = 10.0
     demo_ratio: float = 0.5  # share of each batch drawn from demonstrations (RLPD), when given
 
+    @property
+    def scales(self) -> float | list[float]:
+        """The residual's bound: per dimension when ``action_scale_per_dim`` is set."""
+        return list(self.action_scale_per_dim) or self.action_scale
+
     def __post_init__(self) -> None:
         positive = ("env_steps", "critic_heads", "n_step", "batch_size", "buffer_size")
         for key in positive + ("actor_every",):
@@ -114,6 +123,12 @@ class ResidualConfig:
             raise ConfigError(
                 f"algo.target_heads must be in [1, critic_heads={self.critic_heads}], "
                 f"got {self.target_heads}"
+            )
+        dims = self.action_scale_per_dim
+        if dims and (not all(math.isfinite(v) and 0 <= v <= 2 for v in dims) or max(dims) <= 0):
+            raise ConfigError(
+                "algo.action_scale_per_dim must hold values in [0, 2], at least one > 0; "
+                f"got {dims}"
             )
         if not (math.isfinite(self.residual_penalty) and self.residual_penalty >= 0):
             raise ConfigError(
@@ -198,7 +213,7 @@ class ResidualLearner:
     ) -> None:
         self.cfg, self.device = cfg, torch.device(device)
         self.actor = ResidualActor(
-            obs_dim, action_dim, cfg.hidden, cfg.action_scale, cfg.layer_norm, cfg.entropy
+            obs_dim, action_dim, cfg.hidden, cfg.scales, cfg.layer_norm, cfg.entropy
         ).to(self.device)
         self.critic = CriticEnsemble(
             obs_dim,
@@ -218,7 +233,7 @@ class ResidualLearner:
         self.log_alpha.requires_grad_(cfg.entropy)
         self.alpha_optim = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
         self.target_entropy = (
-            -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
+            -float(self.actor.active.sum()) if cfg.target_entropy is None else cfg.target_entropy
         )
         self.obs_mean = torch.zeros(obs_dim, device=self.device)
         self.obs_std = torch.ones(obs_dim, device=self.device)
@@ -290,7 +305,9 @@ class ResidualLearner:
                 q_pi = self.critic(s, a_pi)
             finally:
                 self.critic.requires_grad_(True)
-            a_loss, a_info = actor_loss(q_pi, correction / cfg.action_scale, cfg.residual_penalty)
+            active = self.actor.active
+            unit = correction[:, active] / self.actor.scale[active]  # in [-1, 1]
+            a_loss, a_info = actor_loss(q_pi, unit, cfg.residual_penalty)
             if cfg.entropy:
                 a_loss = a_loss + alpha * logp.mean()
             self.actor_optim.zero_grad(set_to_none=True)

@@ -12,6 +12,7 @@ whose last layer starts at zero, so before any update the policy acts exactly li
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +40,9 @@ class ResidualActor(nn.Module):
         obs_dim: D.
         action_dim: A.
         hidden: hidden widths.
-        scale: largest correction per dimension (ResFiT: 0.1; 0.2 on hard tasks).
+        scale: largest correction per dimension (ResFiT: 0.1; 0.2 on hard tasks), or one bound
+            per action dimension; a 0 bound freezes that dimension at the base action (e.g. the
+            gripper and wrist on a pushing task, where corrections can only add noise).
         layer_norm: LayerNorm between hidden layers.
         stochastic: also output a per-dimension log std (SAC-style): :meth:`sample` draws
             ``scale · tanh(mean + std · eps)``; the mean correction is what ``forward`` returns.
@@ -52,14 +55,16 @@ class ResidualActor(nn.Module):
         obs_dim: int,
         action_dim: int,
         hidden: tuple[int, ...] = (256, 256),
-        scale: float = 0.1,
+        scale: float | Sequence[float] = 0.1,
         layer_norm: bool = True,
         stochastic: bool = False,
     ) -> None:
         super().__init__()
-        if not (math.isfinite(scale) and 0 < scale <= 2):
-            raise ConfigError(f"residual action scale must be in (0, 2], got {scale}")
-        self.scale, self.stochastic, self.action_dim = scale, stochastic, action_dim
+        scales = residual_scales(scale, action_dim)
+        self.stochastic, self.action_dim = stochastic, action_dim
+        # not in the state dict: the scale comes from the config the checkpoint is saved with
+        self.register_buffer("scale", scales, persistent=False)
+        self.register_buffer("active", scales > 0, persistent=False)
         out = 2 * action_dim if stochastic else action_dim
         self.net = mlp([obs_dim + action_dim, *hidden, out], layer_norm)
         last = self.net[-1]
@@ -97,15 +102,33 @@ class ResidualActor(nn.Module):
         eps = torch.randn(mean.shape, generator=generator, device=mean.device)
         u = mean + log_std.exp() * eps
         squashed = torch.tanh(u)
-        # log N(u; mean, std) - log |d(scale · tanh u)/du|, summed over dimensions
+        # log N(u; mean, std) - log |d(scale · tanh u)/du|, summed over the free dimensions (a
+        # frozen one, scale 0, has no density)
         log_prob = (
             -0.5 * eps.pow(2)
             - log_std
             - 0.5 * math.log(2 * math.pi)
             - torch.log(self.scale * (1 - squashed.pow(2)) + 1e-6)
-        ).sum(-1)
+        )
+        log_prob = (log_prob * self.active).sum(-1)
         correction = self.scale * squashed
         return correction, log_prob, (base_action + correction).clamp(-1.0, 1.0)
+
+
+def residual_scales(scale: float | Sequence[float], action_dim: int) -> torch.Tensor:
+    """The per-dimension correction bounds ``(A,)``: one number for every dimension or one per
+    dimension, each in [0, 2] (0 freezes the dimension), at least one above 0."""
+    values = [float(scale)] * action_dim if isinstance(scale, int | float) else list(scale)
+    if len(values) != action_dim:
+        raise ConfigError(
+            f"residual action scale needs 1 or {action_dim} (action dim) values, got {len(values)}"
+        )
+    if not all(math.isfinite(v) and 0 <= v <= 2 for v in values) or max(values) <= 0:
+        raise ConfigError(
+            f"residual action scale must be in [0, 2] per dimension and > 0 for at least one, "
+            f"got {scale}"
+        )
+    return torch.tensor(values, dtype=torch.float32)
 
 
 class EnsembleLinear(nn.Module):

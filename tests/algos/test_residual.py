@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from robot_rl.algos.residual import ResidualConfig, mixed_batch
+from robot_rl.algos.residual import ResidualConfig, ResidualLearner, mixed_batch
 from robot_rl.algos.residual_demos import demo_buffer
 from robot_rl.core.errors import ConfigError
 from robot_rl.data import DatasetWriter, Feature, LeRobotDataset
@@ -181,3 +183,51 @@ def test_entropy_learner_samples_explores_and_tunes_alpha():
     # so the temperature rises to push it up.
     assert out["entropy"] < learner.target_entropy
     assert learner.log_alpha.exp().item() > alpha0
+
+
+def test_per_dimension_scales_freeze_dimensions():
+    from robot_rl.policies.residual import ResidualActor
+
+    actor = ResidualActor(
+        obs_dim=4, action_dim=3, hidden=(16,), scale=[0.1, 0.0, 0.2], stochastic=True
+    )
+    torch.nn.init.normal_(actor.net[-1].weight, std=5.0)  # a trained, saturating residual
+    obs, base = torch.randn(64, 4), torch.rand(64, 3) * 1.6 - 0.8
+    corr = actor.correction(obs, base)
+    assert corr[:, 1].abs().max() == 0.0  # frozen at the base action
+    assert corr[:, 0].abs().max() <= 0.1 and corr[:, 2].abs().max() <= 0.2
+    assert corr[:, 2].abs().max() > 0.15  # the bound is per dimension, not the smallest one
+    correction, logp, action = actor.sample(obs, base, torch.Generator().manual_seed(0))
+    assert torch.isfinite(logp).all() and correction[:, 1].abs().max() == 0.0
+    # the frozen dimension adds nothing to the density: it equals the 2-D density alone
+    two = ResidualActor(
+        obs_dim=4, action_dim=3, hidden=(16,), scale=[0.1, 1.0, 0.2], stochastic=True
+    )
+    two.load_state_dict(actor.state_dict())
+    _, logp3, _ = two.sample(obs, base, torch.Generator().manual_seed(0))
+    out = two._heads(obs, base)
+    eps = torch.randn((64, 3), generator=torch.Generator().manual_seed(0))
+    u = out[:, :3] + out[:, 3:].clamp(-5, 1).exp() * eps
+    dim1 = (
+        -0.5 * eps[:, 1] ** 2
+        - out[:, 4].clamp(-5, 1)
+        - 0.5 * math.log(2 * math.pi)
+        - torch.log(1.0 * (1 - torch.tanh(u[:, 1]) ** 2) + 1e-6)
+    )
+    torch.testing.assert_close(logp, logp3 - dim1, atol=1e-4, rtol=1e-4)
+    cfg = ResidualConfig(action_scale_per_dim=[0.1, 0.0, 0.2], entropy=True)
+    learner = ResidualLearner(4, 3, cfg)
+    assert learner.target_entropy == -2.0
+
+
+@pytest.mark.parametrize("dims", [[0.0, 0.0], [0.1, -0.1], [0.1, 3.0]])
+def test_per_dimension_scales_are_validated(dims):
+    with pytest.raises(ConfigError, match="action_scale_per_dim"):
+        ResidualConfig(action_scale_per_dim=dims)
+
+
+def test_per_dimension_scales_need_one_value_per_action():
+    from robot_rl.policies.residual import ResidualActor
+
+    with pytest.raises(ConfigError, match="needs 1 or 3"):
+        ResidualActor(obs_dim=4, action_dim=3, scale=[0.1, 0.2])

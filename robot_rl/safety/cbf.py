@@ -1,0 +1,197 @@
+"""Control-barrier-function filter: a QP keeps the tool out of obstacle half-spaces and spheres.
+
+For a point ``x`` moved by a step ``u`` and barriers ``h_i(x) >= 0`` (the safe set), the
+discrete-time CBF condition ``h_i(x + u) >= (1 - gamma) h_i(x)`` is linearized as
+``grad h_i(x) · u >= -gamma h_i(x)``. The filter solves
+
+    min ||u - u_des||²   s.t.   grad h_i · u >= -gamma h_i,   lb <= u <= ub
+
+with DAQP (a dual active-set QP solver, through qpsolvers). Half-spaces are linear and spheres'
+``h = ||x - c|| - r`` is convex, so for a point that moves exactly by ``u`` (an integrator) the
+linearization is a lower bound and the safe set stays invariant. For an arm, ``u`` is the joint
+step and ``grad h`` is composed with the tool Jacobian.
+
+Degenerate and infeasible cases fail closed: a point at a sphere's centre (no gradient), a
+solver that returns nothing or a non-finite answer, a point already inside an obstacle for which
+no step within the bounds satisfies the condition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import qpsolvers
+
+from robot_rl.safety.base import (
+    Fallback,
+    Filter,
+    Report,
+    SafetyState,
+    as_actions,
+    finite_rows,
+    make_report,
+)
+from robot_rl.safety.kinematics import SerialChain
+
+
+@dataclass(frozen=True)
+class Obstacles:
+    """Keep-out regions. Half-spaces: the safe side is ``normal · x >= offset``; spheres: the
+    safe set is outside ``||x - center|| <= radius``.
+
+    Shapes: ``normals (H, 3)``, ``offsets (H,)``, ``centers (S, 3)``, ``radii (S,)``.
+    """
+
+    normals: np.ndarray
+    offsets: np.ndarray
+    centers: np.ndarray
+    radii: np.ndarray
+
+    @staticmethod
+    def build(
+        halfspaces: list[dict] | None = None, spheres: list[dict] | None = None, dim: int = 3
+    ) -> Obstacles:
+        hs, sp = halfspaces or [], spheres or []
+        normals = np.array([h["normal"] for h in hs], float).reshape(-1, dim)
+        norms = np.linalg.norm(normals, axis=1)
+        if (norms <= 0).any():
+            raise ValueError("a half-space needs a nonzero normal")
+        offsets = np.array([h["offset"] for h in hs], float) / np.where(norms > 0, norms, 1)
+        centers = np.array([s["center"] for s in sp], float).reshape(-1, dim)
+        radii = np.array([s["radius"] for s in sp], float)
+        if (radii <= 0).any():
+            raise ValueError("a sphere needs a radius > 0")
+        return Obstacles(normals / norms[:, None] if len(hs) else normals, offsets, centers, radii)
+
+    def barriers(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``h (M,)`` and ``grad h (M, dim)`` at one point ``x (dim,)``; NaN gradient at a sphere
+        centre (degenerate)."""
+        h_half = self.normals @ x - self.offsets
+        diff = x - self.centers
+        dist = np.linalg.norm(diff, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g_sphere = np.where(dist[:, None] > 1e-9, diff / dist[:, None], np.nan)
+        return np.concatenate([h_half, dist - self.radii]), np.concatenate([self.normals, g_sphere])
+
+
+def cbf_step(
+    u_des: np.ndarray,
+    h: np.ndarray,
+    grad: np.ndarray,
+    gamma: float,
+    lb: np.ndarray,
+    ub: np.ndarray,
+) -> np.ndarray | None:
+    """The step closest to ``u_des (n,)`` with ``grad (M, n) · u >= -gamma · h (M,)`` and
+    ``lb <= u <= ub``; ``None`` when infeasible or degenerate. Solves no QP when ``u_des``
+    already satisfies everything."""
+    if not (np.isfinite(h).all() and np.isfinite(grad).all()):
+        return None
+    if len(h) == 0 or (grad @ u_des >= -gamma * h).all():
+        return np.clip(u_des, lb, ub)
+    u = qpsolvers.solve_qp(
+        np.eye(len(u_des)), -u_des, -grad, gamma * h, lb=lb, ub=ub, solver="daqp"
+    )
+    if u is None or not np.isfinite(u).all():
+        return None
+    # the solver's tolerance may leave a hair of violation: accept 1e-7, refuse anything worse
+    if (grad @ u < -gamma * h - 1e-7).any() or (u < lb - 1e-9).any() or (u > ub + 1e-9).any():
+        return None
+    return np.clip(u, lb, ub)
+
+
+class PointCBF(Filter):
+    """The CBF filter for a point robot moved by its command: ``x' = x + a`` (an integrator,
+    ``A = dim``). ``state.q`` is the point's position; ``a`` is its step, bounded by
+    ``±max_step``."""
+
+    name = "cbf"
+
+    def __init__(
+        self, fallback: Fallback, obstacles: Obstacles, gamma: float, max_step: np.ndarray
+    ) -> None:
+        self.fallback, self.obstacles, self.gamma = fallback, obstacles, float(gamma)
+        self.max_step = np.asarray(max_step, float)
+
+    def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
+        n = state.n
+        a = as_actions(action, n, len(self.max_step), self.name)
+        fail = ~np.isfinite(a).all(axis=-1) | ~finite_rows(state.q, n)
+        applied, reasons = a.copy(), []
+        for i in np.flatnonzero(~fail):
+            h, grad = self.obstacles.barriers(state.q[i])
+            u = cbf_step(a[i], h, grad, self.gamma, -self.max_step, self.max_step)
+            if u is None:
+                fail[i] = True
+                reasons.append("no safe step (infeasible or degenerate barrier)")
+            else:
+                applied[i] = u
+        if (applied != a)[~fail].any():
+            reasons.append("step would enter an obstacle")
+        if fail.any():
+            applied[fail] = self.fallback(state)[fail]
+        return applied, make_report(self.name, a, applied, fail, reasons)
+
+
+class ArmCBF(Filter):
+    """The CBF filter on an arm's tool point: the joint step ``u = a - q`` is chosen with
+    ``grad h(tool) · J(q) u >= -gamma h(tool)`` and the rate and position bounds on ``u``.
+
+    Args:
+        fallback: the safe action.
+        chain: kinematics of the first ``chain.dof`` joints (later entries pass through).
+        obstacles: keep-out regions for the tool point.
+        gamma: CBF decay rate in (0, 1].
+        lower, upper: position limits ``(J,)``; velocity ``(J,)`` and ``dt`` bound the step to
+            ``±2 · velocity · dt`` from the measured pose (the position controller's tracking lag
+            fits in that band; the rate limiter bounds the command itself).
+    """
+
+    name = "cbf"
+
+    def __init__(
+        self,
+        fallback: Fallback,
+        chain: SerialChain,
+        obstacles: Obstacles,
+        gamma: float,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        velocity: np.ndarray,
+        dt: float,
+    ) -> None:
+        self.fallback, self.chain, self.obstacles = fallback, chain, obstacles
+        self.gamma = float(gamma)
+        self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
+        self.step = 2.0 * np.asarray(velocity, float) * dt
+
+    def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
+        n, dof = state.n, self.chain.dof
+        a = as_actions(action, n, len(self.lower), self.name)
+        fail = ~np.isfinite(a).all(axis=-1) | ~finite_rows(state.q, n)
+        applied, reasons = a.copy(), []
+        live = np.flatnonzero(~fail)
+        if len(live):
+            q = state.q[live, :dof]
+            jac, tool = self.chain.jacobian(q)
+            for row, i in enumerate(live):
+                h, g = self.obstacles.barriers(tool[row])
+                lb = np.maximum(-self.step[:dof], self.lower[:dof] - q[row])
+                ub = np.minimum(self.step[:dof], self.upper[:dof] - q[row])
+                u_des = a[i, :dof] - q[row]
+                u = (
+                    None
+                    if (lb > ub).any()
+                    else cbf_step(u_des, h, g @ jac[row], self.gamma, lb, ub)
+                )
+                if u is None:
+                    fail[i] = True
+                    reasons.append("no safe step (infeasible or degenerate barrier)")
+                else:
+                    applied[i, :dof] = q[row] + u
+        if (applied != a)[~fail].any():
+            reasons.append("step would bring the tool into an obstacle or past a limit")
+        if fail.any():
+            applied[fail] = self.fallback(state)[fail]
+        return applied, make_report(self.name, a, applied, fail, reasons)

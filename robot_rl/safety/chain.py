@@ -1,0 +1,335 @@
+"""A safety chain: components applied in order, built from a robot profile and a safety config.
+
+``build_chain(profile, cfg)`` reads the limits from the profile (``hardware/*.yaml``) and only the
+choice of components and their margins from the config (``configs/safety/*.yaml``), so a limit is
+written once. The chain is itself a filter: ``filter`` is pure; ``step`` filters, then lets every
+component commit, remembers the applied command (the next tick's ``last_command``) and counts
+interventions per component.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from robot_rl.core.errors import ConfigError
+from robot_rl.core.paths import asset_path
+from robot_rl.core.profile import RobotProfile, load_profile
+from robot_rl.core.registry import Registry
+from robot_rl.safety.base import Fallback, Report, SafetyFilter, SafetyState, make_report
+from robot_rl.safety.cbf import ArmCBF, Obstacles
+from robot_rl.safety.energy import EnergyTank
+from robot_rl.safety.kinematics import chain_from_profile
+from robot_rl.safety.limits import JointLimits, ObservationGuard, RateLimiter
+from robot_rl.safety.mobile import EmergencyBrake, FallDetector
+from robot_rl.safety.watchdog import Watchdog
+from robot_rl.safety.workspace import WorkspaceBox
+
+
+@dataclass
+class SafetyConfig:
+    """``configs/safety/<name>.yaml``: which components, in which order, with which margins."""
+
+    profile: str = "arm"  # hardware/<profile>.yaml (or a path)
+    chain: list[str] = field(default_factory=list)  # component names, applied in order
+    safe_action: str = "hold"  # hold | damp | brake (what failing closed commands)
+    observation_stale_s: float = 0.1
+    position_tolerance: float = 0.05  # rad a reading may lie beyond a limit before it is broken
+    joint_margin: float = 0.0  # rad kept from every position limit
+    watchdog_timeout_s: float = 0.2
+    workspace_margin_m: float = 0.01
+    cbf: dict[str, Any] = field(default_factory=dict)  # gamma, halfspaces, spheres
+    energy_tank: dict[str, Any] = field(default_factory=dict)  # EnergyTank arguments
+    fall: dict[str, Any] = field(default_factory=dict)  # max_roll, max_pitch (rad)
+    brake: dict[str, Any] = field(default_factory=dict)  # EmergencyBrake arguments
+    brake_action: list[float] = field(default_factory=list)  # the brake safe action
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.chain if c not in COMPONENTS]
+        if unknown:
+            raise ConfigError(
+                f"safety chain names unknown components {unknown}; known: {COMPONENTS.names()}"
+            )
+        for key in ("observation_stale_s", "watchdog_timeout_s"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"safety.{key} must be > 0, got {getattr(self, key)}")
+
+    @staticmethod
+    def load(source: str | Path | dict[str, Any]) -> SafetyConfig:
+        """From a dict, a YAML path, or the name of a file in ``configs/safety/``."""
+        if isinstance(source, dict):
+            raw, where = source, "safety config"
+        else:
+            path = Path(source)
+            if path.suffix not in (".yaml", ".yml"):
+                path = asset_path("configs", f"safety/{source}.yaml")
+            if not path.is_file():
+                raise ConfigError(f"safety config {path} does not exist")
+            try:
+                raw = yaml.safe_load(path.read_text())
+            except yaml.YAMLError as e:
+                raise ConfigError(f"safety config {path} is not valid YAML: {e}") from None
+            where = str(path)
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} must be a mapping")
+        known = {f.name for f in fields(SafetyConfig)}
+        bad = sorted(set(raw) - known)
+        if bad:
+            raise ConfigError(f"{where}: unknown keys {bad}; known: {sorted(known)}")
+        return SafetyConfig(**raw)
+
+
+@dataclass
+class CommandSpace:
+    """The command vector a profile's robot takes: its joints, then its gripper (if any)."""
+
+    names: list[str]
+    lower: np.ndarray
+    upper: np.ndarray
+    velocity: np.ndarray
+    effort: np.ndarray
+    default: np.ndarray
+    acceleration: np.ndarray | None
+    dt: float
+    gripper: np.ndarray  # (A,) bool: the gripper's entry
+
+    @staticmethod
+    def of(profile: RobotProfile) -> CommandSpace:
+        joints = list(profile.joints) + ([profile.gripper] if profile.gripper else [])
+        acc = profile.extra.get("acceleration_limits")
+        if acc is not None and len(acc) != len(joints):
+            raise ConfigError(
+                f"{profile.source}: acceleration_limits needs {len(joints)} values, got {len(acc)}"
+            )
+
+        def arr(key: str) -> np.ndarray:
+            return np.array([float(getattr(j, key)) for j in joints])
+
+        return CommandSpace(
+            [j.name for j in joints],
+            arr("lower"),
+            arr("upper"),
+            arr("velocity"),
+            arr("effort"),
+            arr("default"),
+            None if acc is None else np.asarray(acc, float),
+            1.0 / profile.control_rate_hz,
+            np.array([i == len(profile.joints) for i in range(len(joints))]),
+        )
+
+
+Builder = Callable[[RobotProfile, SafetyConfig, CommandSpace, Fallback], SafetyFilter]
+COMPONENTS: Registry[Builder] = Registry("safety component")
+
+
+@COMPONENTS.register("observation_guard")
+def _guard(profile, cfg, space, fallback):
+    return ObservationGuard(
+        fallback,
+        space.lower,
+        space.upper,
+        space.velocity,
+        cfg.observation_stale_s,
+        cfg.position_tolerance,
+    )
+
+
+@COMPONENTS.register("joint_limits")
+def _limits(profile, cfg, space, fallback):
+    margin = np.where(space.gripper, 0.0, cfg.joint_margin)  # rad: not for a gripper in m
+    return JointLimits(fallback, space.lower, space.upper, margin)
+
+
+@COMPONENTS.register("rate_limiter")
+def _rate(profile, cfg, space, fallback):
+    return RateLimiter(
+        fallback, space.lower, space.upper, space.velocity, space.dt, space.acceleration
+    )
+
+
+@COMPONENTS.register("workspace_box")
+def _box(profile, cfg, space, fallback):
+    if profile.workspace is None:
+        raise ConfigError(f"{profile.source} has no workspace box for the workspace_box filter")
+    return WorkspaceBox(
+        fallback,
+        chain_from_profile(profile.extra, profile.source),
+        np.array(profile.workspace.low),
+        np.array(profile.workspace.high),
+        space.lower,
+        space.upper,
+        cfg.workspace_margin_m,
+    )
+
+
+@COMPONENTS.register("cbf")
+def _cbf(profile, cfg, space, fallback):
+    c = dict(cfg.cbf)
+    obstacles = Obstacles.build(c.pop("halfspaces", None), c.pop("spheres", None))
+    gamma = float(c.pop("gamma", 0.5))
+    if c:
+        raise ConfigError(f"safety.cbf: unknown keys {sorted(c)}")
+    chain = chain_from_profile(profile.extra, profile.source)
+    return ArmCBF(
+        fallback, chain, obstacles, gamma, space.lower, space.upper, space.velocity, space.dt
+    )
+
+
+@COMPONENTS.register("energy_tank")
+def _tank(profile, cfg, space, fallback):
+    c = dict(cfg.energy_tank)
+    stiffness = np.broadcast_to(np.asarray(c.pop("stiffness", 100.0), float), space.lower.shape)
+    try:
+        return EnergyTank(fallback, stiffness, space.dt, **c)
+    except TypeError as e:
+        raise ConfigError(f"safety.energy_tank: {e}") from None
+
+
+@COMPONENTS.register("watchdog")
+def _watchdog(profile, cfg, space, fallback):
+    return Watchdog(fallback, cfg.watchdog_timeout_s, len(space.lower))
+
+
+@COMPONENTS.register("fall_detector")
+def _fall(profile, cfg, space, fallback):
+    c = {"max_roll": 0.8, "max_pitch": 0.8, **cfg.fall}
+    return FallDetector(fallback, float(c["max_roll"]), float(c["max_pitch"]), len(space.lower))
+
+
+@COMPONENTS.register("emergency_brake")
+def _aeb(profile, cfg, space, fallback):
+    try:
+        return EmergencyBrake(fallback, len(space.lower), **cfg.brake)
+    except TypeError as e:
+        raise ConfigError(f"safety.brake: {e}") from None
+
+
+@dataclass
+class InterventionStats:
+    """Per-component counts over the ticks seen: interventions, fail-closed rows, the summed
+    size of the corrections (finite ones)."""
+
+    ticks: int = 0
+    rows: int = 0
+    interventions: dict[str, int] = field(default_factory=dict)
+    fail_closed: dict[str, int] = field(default_factory=dict)
+    magnitude: dict[str, float] = field(default_factory=dict)
+
+    def add(self, reports: list[Report]) -> None:
+        self.ticks += 1
+        self.rows += len(reports[0].intervened) if reports else 0
+        for r in reports:
+            self.interventions[r.component] = self.interventions.get(r.component, 0) + int(
+                r.intervened.sum()
+            )
+            self.fail_closed[r.component] = self.fail_closed.get(r.component, 0) + int(
+                r.fail_closed.sum()
+            )
+            m = r.magnitude[np.isfinite(r.magnitude)].sum()
+            self.magnitude[r.component] = self.magnitude.get(r.component, 0.0) + float(m)
+
+    def scalars(self) -> dict[str, float]:
+        """``safety/<component>/{rate, fail_closed_rate, mean_correction}`` for TensorBoard."""
+        out = {}
+        for name, count in self.interventions.items():
+            rows = max(self.rows, 1)
+            out[f"safety/{name}/rate"] = count / rows
+            out[f"safety/{name}/fail_closed_rate"] = self.fail_closed[name] / rows
+            out[f"safety/{name}/mean_correction"] = self.magnitude[name] / max(count, 1)
+        return out
+
+
+class SafetyChain:
+    """Components applied in order; the chain fails closed as a whole when one of them raises
+    or when its output is not finite and inside the position limits.
+
+    Args:
+        filters: the components.
+        fallback: the safe action.
+        space: the command space (its limits are the chain's last check).
+    """
+
+    name = "chain"
+
+    def __init__(
+        self, filters: list[SafetyFilter], fallback: Fallback, space: CommandSpace
+    ) -> None:
+        self.filters, self.fallback, self.space = filters, fallback, space
+        self.last_command: np.ndarray | None = None
+        self.last_velocity: np.ndarray | None = None
+        self.stats = InterventionStats()
+
+    def with_memory(self, state: SafetyState) -> SafetyState:
+        """A copy of ``state`` with the chain's remembered last command and velocity filled in
+        (when the caller did not give them)."""
+        known = self.last_command is not None and self.last_command.shape == state.q.shape
+        if state.last_command is None and known:
+            return replace(state, last_command=self.last_command, last_velocity=self.last_velocity)
+        return state
+
+    def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, list[Report]]:
+        """The applied action ``(N, A)`` and every component's report (pure)."""
+        proposed = np.asarray(action, dtype=float)
+        reports: list[Report] = []
+        try:
+            out = proposed
+            for f in self.filters:
+                out, report = f.filter(state, out)
+                reports.append(report)
+            bad = ~np.isfinite(out).all(axis=-1)
+            bad |= ((out < self.space.lower) | (out > self.space.upper)).any(axis=-1)
+        except Exception as e:  # noqa: BLE001 — a failing component must not pass the action on
+            safe = self.fallback(state)
+            fail = np.ones(state.n, dtype=bool)
+            return safe, reports + [
+                make_report("chain", safe, safe, fail, [f"{type(e).__name__}: {e}"])
+            ]
+        if bad.any():
+            out = out.copy()
+            out[bad] = self.fallback(state)[bad]
+            reports.append(make_report("chain", out, out, bad, ["output outside the limits"]))
+        return out, reports
+
+    def step(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, list[Report]]:
+        """Filter one tick, commit it to every component, remember it and count it."""
+        state = self.with_memory(state)
+        applied, reports = self.filter(state, action)
+        for f in self.filters:
+            f.commit(state, applied)
+        if self.last_command is not None and self.last_command.shape == applied.shape:
+            self.last_velocity = (applied - self.last_command) / self.space.dt
+        self.last_command = applied.copy()
+        self.stats.add(reports)
+        return applied, reports
+
+    def commit(self, state: SafetyState, applied: np.ndarray) -> None:
+        for f in self.filters:
+            f.commit(state, applied)
+
+    def reset(self) -> None:
+        for f in self.filters:
+            f.reset()
+        self.last_command = self.last_velocity = None
+        self.stats = InterventionStats()
+
+
+def build_fallback(profile: RobotProfile, cfg: SafetyConfig, space: CommandSpace) -> Fallback:
+    brake = np.asarray(cfg.brake_action, float) if cfg.brake_action else None
+    return Fallback(cfg.safe_action, space.lower, space.upper, space.default, brake)
+
+
+def build_chain(
+    profile: RobotProfile | str | Path, cfg: SafetyConfig | str | Path | dict[str, Any]
+) -> SafetyChain:
+    """The chain ``cfg.chain`` for ``profile``: limits from the profile, choices from ``cfg``."""
+    cfg = cfg if isinstance(cfg, SafetyConfig) else SafetyConfig.load(cfg)
+    profile = profile if isinstance(profile, RobotProfile) else load_profile(profile)
+    space = CommandSpace.of(profile)
+    fallback = build_fallback(profile, cfg, space)
+    filters = [COMPONENTS.get(name)(profile, cfg, space, fallback) for name in cfg.chain]
+    return SafetyChain(filters, fallback, space)

@@ -1,0 +1,175 @@
+"""Per-joint limits: the observation guard, the position/effort clamp and the rate limiter."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robot_rl.safety.base import (
+    Fallback,
+    Filter,
+    Report,
+    SafetyState,
+    as_actions,
+    finite_rows,
+    make_report,
+)
+
+
+class ObservationGuard(Filter):
+    """Fails closed when what the robot reports cannot be trusted: NaN/Inf positions or
+    velocities, positions beyond the joint limits by more than ``position_tolerance``,
+    speeds above ``velocity_factor`` times the limit, a measurement older than ``stale_s``, or
+    non-finite robot-specific readings (``state.extra``).
+
+    Args:
+        fallback: the safe action.
+        lower, upper: position limits ``(J,)``.
+        velocity: velocity limits ``(J,)``.
+        stale_s: largest age of a measurement.
+        position_tolerance: how far outside its limits a joint may read (encoder noise, a joint
+            pushed by contact) before the reading counts as broken.
+        velocity_factor: readings faster than this many times the limit count as broken.
+    """
+
+    name = "observation_guard"
+
+    def __init__(
+        self,
+        fallback: Fallback,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        velocity: np.ndarray,
+        stale_s: float,
+        position_tolerance: float = 0.05,
+        velocity_factor: float = 2.0,
+    ) -> None:
+        self.fallback = fallback
+        self.lower = np.asarray(lower, float) - position_tolerance
+        self.upper = np.asarray(upper, float) + position_tolerance
+        self.max_speed = velocity_factor * np.asarray(velocity, float)
+        self.stale_s = float(stale_s)
+
+    def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
+        n = state.n
+        a = as_actions(action, n, len(self.lower), self.name)
+        reasons = []
+        fail = ~finite_rows(state.q, n)
+        if fail.any():
+            reasons.append("non-finite joint positions")
+        with np.errstate(invalid="ignore"):
+            out = ((state.q < self.lower) | (state.q > self.upper)).any(axis=-1) & ~fail
+        if out.any():
+            reasons.append("joint positions outside their limits")
+        fail |= out
+        if state.dq is not None:
+            bad = ~finite_rows(state.dq, n)
+            with np.errstate(invalid="ignore"):
+                bad |= (np.abs(state.dq) > self.max_speed).any(axis=-1)
+            if bad.any():
+                reasons.append("implausible joint velocities")
+            fail |= bad
+        age = state.now - np.asarray(state.stamp, float)
+        stale = ~(age <= self.stale_s) | ~(age >= -self.stale_s)  # NaN stamps are stale too
+        stale = np.broadcast_to(stale, (n,))
+        if stale.any():
+            reasons.append(f"measurement older than {self.stale_s} s")
+        fail = fail | stale
+        for key, value in state.extra.items():
+            v = np.asarray(value, float)
+            if v.ndim >= 1 and v.shape[0] == n:
+                # +inf is a valid "no return" in a range scan; NaN never is
+                bad = np.isnan(v.reshape(n, -1)).any(axis=-1)
+            else:  # shared per-robot data, e.g. beam angles
+                bad = np.full(n, bool(np.isnan(v).any()))
+            if bad.any():
+                reasons.append(f"NaN in {key}")
+            fail |= bad
+        applied = a.copy()
+        if fail.any():
+            applied[fail] = self.fallback(state)[fail]
+        return applied, make_report(self.name, a, applied, fail, reasons)
+
+
+class JointLimits(Filter):
+    """Clamps commands into the position limits (shrunk by ``margin``); rows with a non-finite
+    command fail closed (a clamp of NaN or of ±inf is not a command anyone asked for).
+
+    For an effort interface pass the effort limits as ``lower = -effort``, ``upper = effort``.
+    """
+
+    name = "joint_limits"
+
+    def __init__(
+        self,
+        fallback: Fallback,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        margin: float | np.ndarray = 0.0,
+    ) -> None:
+        lower, upper = np.asarray(lower, float) + margin, np.asarray(upper, float) - margin
+        if (lower > upper).any():
+            raise ValueError(f"joint limit margin {margin} leaves an empty range")
+        self.fallback, self.lower, self.upper = fallback, lower, upper
+
+    def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
+        a = as_actions(action, state.n, len(self.lower), self.name)
+        fail = ~np.isfinite(a).all(axis=-1)
+        applied = np.clip(np.where(fail[:, None], 0.0, a), self.lower, self.upper)
+        if fail.any():
+            applied[fail] = np.clip(self.fallback(state)[fail], self.lower, self.upper)
+        reasons = ["non-finite command"] if fail.any() else []
+        if (applied != a)[~fail].any():
+            reasons.append("command beyond a joint limit")
+        return applied, make_report(self.name, a, applied, fail, reasons)
+
+
+class RateLimiter(Filter):
+    """Bounds the commanded velocity ``|a - last| / dt <= velocity`` and, when acceleration
+    limits are given, its change ``|(a - last) / dt - last_velocity| <= acceleration · dt``; then
+    keeps the result inside the position limits (which win over the rate). The acceleration band
+    always includes stopping (a change of 0), so the limiter never forces a motion on a robot
+    that should hold.
+
+    The reference is the last applied command, or the measured position on the first tick; with
+    neither finite the row fails closed.
+    """
+
+    name = "rate_limiter"
+
+    def __init__(
+        self,
+        fallback: Fallback,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        velocity: np.ndarray,
+        dt: float,
+        acceleration: np.ndarray | None = None,
+    ) -> None:
+        self.fallback, self.dt = fallback, float(dt)
+        self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
+        self.step = np.asarray(velocity, float) * self.dt
+        self.dv = None if acceleration is None else np.asarray(acceleration, float) * self.dt
+
+    def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
+        n = state.n
+        a = as_actions(action, n, len(self.lower), self.name)
+        ref = state.last_command if state.last_command is not None else state.q
+        ref_ok = finite_rows(ref, n)
+        fail = ~np.isfinite(a).all(axis=-1) | ~ref_ok
+        ref = np.where(ref_ok[:, None], ref, 0.0) if ref is not None else np.zeros_like(a)
+        lo, hi = -self.step, self.step
+        if self.dv is not None and state.last_velocity is not None:
+            v_ok = finite_rows(state.last_velocity, n)[:, None]
+            v = np.where(v_ok, state.last_velocity, 0.0) * self.dt
+            # slowing down toward a stop is always allowed: the band keeps "hold" (delta 0)
+            lo = np.clip(np.minimum(v - self.dv * self.dt, 0.0), lo, hi)
+            hi = np.clip(np.maximum(v + self.dv * self.dt, 0.0), lo, hi)
+        delta = np.clip(np.where(fail[:, None], 0.0, a) - ref, lo, hi)
+        applied = np.clip(ref + delta, self.lower, self.upper)
+        reasons = []
+        if fail.any():
+            applied[fail] = self.fallback(state)[fail]
+            reasons.append("non-finite command or reference")
+        if (applied != a)[~fail].any():
+            reasons.append("command faster than the rate limits")
+        return applied, make_report(self.name, a, applied, fail, reasons)

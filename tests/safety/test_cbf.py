@@ -1,0 +1,115 @@
+"""The CBF-QP filter: the safe set stays invariant on an integrator, for any requested steps."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from robot_rl.core.profile import load_profile
+from robot_rl.safety.base import Fallback, SafetyState
+from robot_rl.safety.cbf import ArmCBF, Obstacles, PointCBF, cbf_step
+from robot_rl.safety.chain import CommandSpace
+from robot_rl.safety.kinematics import chain_from_profile
+
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+OBSTACLES = Obstacles.build(
+    halfspaces=[{"normal": [0, 0, 1], "offset": 0.0}],  # stay above z = 0
+    spheres=[
+        {"center": [0.5, 0.0, 0.3], "radius": 0.2},
+        {"center": [-0.4, 0.3, 0.2], "radius": 0.15},
+    ],
+)
+BOX = 2.0  # the point lives in [-2, 2]^3
+MAX_STEP = np.full(3, 0.1)
+# the command is a step: its safe value is no step at all
+POINT = Fallback("brake", -MAX_STEP, MAX_STEP, np.zeros(3), brake_action=np.zeros(3))
+
+
+def safe_start():
+    def fix(x):
+        h, _ = OBSTACLES.barriers(x)
+        return x if (h > 0).all() else np.array([0.0, -1.0, 1.0])
+
+    return arrays(np.float64, (3,), elements=st.floats(-1, 1)).map(fix)
+
+
+steps = arrays(
+    np.float64,
+    (40, 3),
+    elements=st.one_of(st.floats(-0.3, 0.3), st.sampled_from([np.nan, np.inf, -1e30, 1e30])),
+)
+
+
+@SETTINGS
+@given(x0=safe_start(), wanted=steps)
+def test_cbf_keeps_the_safe_set_invariant_on_an_integrator(under_test, x0, wanted):
+    f = under_test(PointCBF(POINT, OBSTACLES, gamma=0.5, max_step=MAX_STEP))
+    x = x0.copy()
+    for u_des in wanted:
+        state = SafetyState(q=x[None].copy())
+        u, _ = f.filter(state, u_des[None])
+        assert np.isfinite(u).all() and (np.abs(u) <= MAX_STEP + 1e-9).all()
+        x = x + u[0]
+        h, _ = OBSTACLES.barriers(x)
+        assert (h >= -1e-7).all(), (x, h)
+
+
+@SETTINGS
+@given(x0=safe_start(), u=arrays(np.float64, (3,), elements=st.floats(-0.1, 0.1)))
+def test_cbf_idempotent_and_passes_safe_steps(under_test, x0, u):
+    f = under_test(PointCBF(POINT, OBSTACLES, gamma=0.5, max_step=MAX_STEP))
+    state = SafetyState(q=x0[None].copy())
+    once, _ = f.filter(state, u[None])
+    twice, _ = f.filter(state, once)
+    np.testing.assert_allclose(twice, once, atol=1e-6)
+    h, g = OBSTACLES.barriers(x0)
+    if (g @ u >= -0.5 * h).all():
+        np.testing.assert_array_equal(once[0], u)
+
+
+def test_cbf_step_matches_the_closed_form_projection():
+    # one half-space z >= 0 at height 0.1, gamma 0.5: the step may go down 0.05 at most; the
+    # QP answer is the requested step with its z clipped (the projection onto the half-space)
+    h, g = np.array([0.1]), np.array([[0.0, 0.0, 1.0]])
+    u = cbf_step(np.array([0.2, -0.1, -0.3]), h, g, 0.5, -np.ones(3), np.ones(3))
+    np.testing.assert_allclose(u, [0.2, -0.1, -0.05], atol=1e-9)
+
+
+def test_cbf_fails_closed_when_degenerate_or_infeasible():
+    f = PointCBF(POINT, OBSTACLES, gamma=0.5, max_step=MAX_STEP)
+    # at a sphere's centre the barrier has no gradient
+    centre = np.array([[0.5, 0.0, 0.3]])
+    out, report = f.filter(SafetyState(q=centre, last_command=centre), np.array([[0.05, 0, 0]]))
+    assert report.fail_closed.all()
+    np.testing.assert_array_equal(out, np.zeros((1, 3)))  # stand still
+    # 1 m below the table the condition z' >= 0.5 z asks for a step up of at least 0.5 m,
+    # more than the 0.1 m bound: infeasible
+    deep = np.array([[0.0, -1.0, -1.0]])
+    out, report = f.filter(SafetyState(q=deep, last_command=deep), np.array([[0.0, 0.0, 0.0]]))
+    assert report.fail_closed.all()
+    assert f.filter(SafetyState(q=deep), np.array([[np.nan, 0, 0]]))[1].fail_closed.all()
+
+
+def test_arm_cbf_keeps_the_tool_above_the_table():
+    profile = load_profile("arm")
+    space = CommandSpace.of(profile)
+    kin = chain_from_profile(profile.extra)
+    hold = Fallback("hold", space.lower, space.upper, space.default)
+    table = Obstacles.build(halfspaces=[{"normal": [0, 0, 1], "offset": 0.02}])
+    f = ArmCBF(hold, kin, table, 0.5, space.lower, space.upper, space.velocity, space.dt)
+    q = space.default[None].copy()
+    rng = np.random.default_rng(0)
+    lowest = np.inf
+    for _ in range(200):  # a policy that keeps pushing the tool down
+        push = q.copy()
+        push[0, 1] += 0.3  # shoulder forward/down
+        push[0, 2] += 0.3 * rng.random()
+        out, _ = f.filter(SafetyState(q=q), push)
+        q = out  # a perfect position controller
+        lowest = min(lowest, float(kin.fk(q)[0, 2]))
+    assert lowest >= 0.02 - 2e-3  # the linearization's error over one step, at most
+    assert lowest < 0.05  # and it did get close: the filter is not simply freezing the arm
