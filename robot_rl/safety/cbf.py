@@ -18,6 +18,7 @@ no step within the bounds satisfies the condition.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ from robot_rl.safety.base import (
     as_actions,
     finite_rows,
     make_report,
+    unchanged,
 )
 from robot_rl.safety.kinematics import SerialChain
 
@@ -165,10 +167,46 @@ class ArmCBF(Filter):
         self.gamma = float(gamma)
         self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
         self.step = 2.0 * np.asarray(velocity, float) * dt
+        d = chain.dof  # the same numbers as floats for passes_one
+        self._lower, self._upper = self.lower[:d].tolist(), self.upper[:d].tolist()
+        self._step = self.step[:d].tolist()
+        self._halfspaces = list(zip(obstacles.normals.tolist(), obstacles.offsets.tolist()))
+        self._spheres = list(zip(obstacles.centers.tolist(), obstacles.radii.tolist()))
+
+    def passes_one(self, q: list[float], a: list[float]) -> bool:
+        """Whether one robot's command already meets every constraint (the per-tick fast path
+        in Python floats; NaN fails every comparison, so it goes to the full path)."""
+        origins, axes, (tx, ty, tz), _ = self.chain._frames_one(q)
+        vx = vy = vz = 0.0  # tool velocity J u of the step u = a - q
+        for (ox, oy, oz), (ax, ay, az), qj, aj, lo, hi, step in zip(
+            origins, axes, q, a, self._lower, self._upper, self._step
+        ):
+            u = aj - qj
+            if not (-step <= u <= step and lo <= aj <= hi):
+                return False
+            dx, dy, dz = tx - ox, ty - oy, tz - oz
+            vx += (ay * dz - az * dy) * u
+            vy += (az * dx - ax * dz) * u
+            vz += (ax * dy - ay * dx) * u
+        g = self.gamma
+        for (nx, ny, nz), off in self._halfspaces:
+            if not nx * vx + ny * vy + nz * vz >= -g * (nx * tx + ny * ty + nz * tz - off):
+                return False
+        for (cx, cy, cz), r in self._spheres:
+            dx, dy, dz = tx - cx, ty - cy, tz - cz
+            dist = math.sqrt(dx * dx + dy * dy + dz * dz)
+            if not (dist > 1e-9 and (dx * vx + dy * vy + dz * vz) / dist >= -g * (dist - r)):
+                return False
+        return True
 
     def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
         n, dof = state.n, self.chain.dof
         a = as_actions(action, n, len(self.lower), self.name)
+        tail_ok = dof == a.shape[1] or bool(
+            ((a[:, dof:] >= self.lower[dof:]) & (a[:, dof:] <= self.upper[dof:])).all()
+        )
+        if n == 1 and tail_ok and self.passes_one(state.q[0, :dof].tolist(), a[0, :dof].tolist()):
+            return a, unchanged(self.name, n)
         fail = ~np.isfinite(a).all(axis=-1) | ~finite_rows(state.q, n)
         applied, reasons = a.copy(), []
         live = np.flatnonzero(~fail)

@@ -21,6 +21,7 @@ from robot_rl.safety.base import (
     as_actions,
     finite_rows,
     make_report,
+    unchanged,
 )
 
 
@@ -61,12 +62,22 @@ class EnergyTank:
         return self.level
 
     def work(self, state: SafetyState, action: np.ndarray) -> np.ndarray:
-        """The work ``(N,)`` a command would do in one tick (J)."""
-        return (self.k * (action - state.q) * state.dq).sum(axis=-1) * self.dt
+        """The work ``(N,)`` a command would do in one tick (J); inf when it overflows."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            w = (self.k * (action - state.q) * state.dq).sum(axis=-1) * self.dt
+        return np.where(np.isnan(w), np.inf, w)
 
     def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
         n = state.n
         a = as_actions(action, n, len(self.k), self.name)
+        fits = (
+            state.dq is not None
+            and state.q.shape == a.shape
+            and np.isfinite(a).all()
+            and (self.work(state, a) <= self.levels(n) - self.floor).all()  # False for NaN
+        )
+        if fits:  # the fast path
+            return a, unchanged(self.name, n)
         fail = ~np.isfinite(a).all(axis=-1) | ~finite_rows(state.q, n) | ~finite_rows(state.dq, n)
         applied, reasons = a.copy(), []
         live = ~fail
@@ -74,7 +85,12 @@ class EnergyTank:
             budget = self.levels(n)[live] - self.floor
             q = state.q[live]
             offset = a[live] - q
-            w = (self.k * offset * state.dq[live]).sum(axis=-1) * self.dt
+            with np.errstate(over="ignore", invalid="ignore"):
+                w = (self.k * offset * state.dq[live]).sum(axis=-1) * self.dt
+            # an absurd command (1e306 rad) overflows the work: that row fails closed
+            fail[live] = ~np.isfinite(w)
+            live = ~fail
+            budget, q, offset, w = (x[np.isfinite(w)] for x in (budget, q, offset, w))
             # work is linear in the offset: scale it so the work fits the budget (0 when empty)
             over = w > np.maximum(budget, 0.0)
             if over.any():
@@ -83,7 +99,7 @@ class EnergyTank:
                 reasons.append("energy tank empty: command pulled toward the measured pose")
         if fail.any():
             applied[fail] = self.fallback(state)[fail]
-            reasons.append("non-finite command, position or velocity")
+            reasons.append("non-finite command, position or velocity, or unbounded work")
         return applied, make_report(self.name, a, applied, fail, reasons)
 
     def commit(self, state: SafetyState, applied: np.ndarray) -> None:

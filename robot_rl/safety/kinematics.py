@@ -7,6 +7,7 @@ gives the tool point's offset in the last joint's frame. Revolute joints only (a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,25 @@ class SerialChain:
             self.names.append(str(j.get("joint", "")))
             self.axes.append(axis / norm)
         self.ee = np.asarray(ee, float).reshape(3)
+        # the same chain as flat tuples of floats, for the single-pose path
+        self._plain = []
+        for xyz, frame, axis in zip(self.origins, self.frames, self.axes):
+            k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+            flat = None if np.allclose(frame, np.eye(3)) else tuple(frame.ravel().tolist())
+            # (index, sign) of an axis along x, y or z: a cheaper rotation update
+            big = int(np.argmax(np.abs(axis)))
+            principal = (big, float(np.sign(axis[big]))) if abs(axis[big]) == 1.0 else None
+            self._plain.append(
+                (
+                    *xyz.tolist(),
+                    flat,
+                    *axis.tolist(),
+                    tuple(k.ravel()),
+                    tuple((k @ k).ravel()),
+                    principal,
+                )
+            )
+        self._ee = tuple(self.ee.tolist())
 
     @property
     def dof(self) -> int:
@@ -69,6 +89,9 @@ class SerialChain:
         """Joint origins ``(N, J, 3)``, world axes ``(N, J, 3)``, the tool point ``(N, 3)`` and
         the tool orientation ``(N, 3, 3)``."""
         n = q.shape[0]
+        if n == 1:  # one robot at control rate: plain floats beat numpy's per-call overhead
+            origins, axes, tool, rot = self._frames_one(q[0].tolist())
+            return np.array([origins]), np.array([axes]), np.array([tool]), np.array([rot])
         rot = np.broadcast_to(np.eye(3), (n, 3, 3))
         pos = np.zeros((n, 3))
         origins, axes = [], []
@@ -81,6 +104,59 @@ class SerialChain:
         tool = pos + rot @ self.ee
         return np.stack(origins, 1), np.stack(axes, 1), tool, rot
 
+    def _frames_one(self, q: list[float]) -> tuple[list, list, tuple, tuple]:
+        """:meth:`frames_of` for a single pose in Python floats, unrolled (numpy's per-call
+        overhead would cost ~70 µs for this chain)."""
+        r00, r01, r02, r10, r11, r12, r20, r21, r22 = 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0
+        px = py = pz = 0.0
+        origins, axes = [], []
+        for (x, y, z, frame, ax, ay, az, k, k2, principal), angle in zip(self._plain, q):
+            px, py, pz = (
+                px + r00 * x + r01 * y + r02 * z,
+                py + r10 * x + r11 * y + r12 * z,
+                pz + r20 * x + r21 * y + r22 * z,
+            )
+            if frame is not None:
+                r00, r01, r02, r10, r11, r12, r20, r21, r22 = _mul(
+                    (r00, r01, r02, r10, r11, r12, r20, r21, r22), frame
+                )
+            origins.append((px, py, pz))
+            axes.append(
+                (
+                    r00 * ax + r01 * ay + r02 * az,
+                    r10 * ax + r11 * ay + r12 * az,
+                    r20 * ax + r21 * ay + r22 * az,
+                )
+            )
+            if principal is None:  # a general axis: Rodrigues
+                sn, c1 = math.sin(angle), 1.0 - math.cos(angle)
+                m = [(i % 4 == 0) + sn * k[i] + c1 * k2[i] for i in range(9)]
+                r00, r01, r02, r10, r11, r12, r20, r21, r22 = _mul(
+                    (r00, r01, r02, r10, r11, r12, r20, r21, r22), m
+                )
+                continue
+            sn, cs = math.sin(principal[1] * angle), math.cos(angle)
+            if principal[0] == 2:  # about z: columns x, y turn
+                r00, r01 = r00 * cs + r01 * sn, r01 * cs - r00 * sn
+                r10, r11 = r10 * cs + r11 * sn, r11 * cs - r10 * sn
+                r20, r21 = r20 * cs + r21 * sn, r21 * cs - r20 * sn
+            elif principal[0] == 1:  # about y: columns z, x turn
+                r02, r00 = r02 * cs + r00 * sn, r00 * cs - r02 * sn
+                r12, r10 = r12 * cs + r10 * sn, r10 * cs - r12 * sn
+                r22, r20 = r22 * cs + r20 * sn, r20 * cs - r22 * sn
+            else:  # about x: columns y, z turn
+                r01, r02 = r01 * cs + r02 * sn, r02 * cs - r01 * sn
+                r11, r12 = r11 * cs + r12 * sn, r12 * cs - r11 * sn
+                r21, r22 = r21 * cs + r22 * sn, r22 * cs - r21 * sn
+        ex, ey, ez = self._ee
+        tool = (
+            px + r00 * ex + r01 * ey + r02 * ez,
+            py + r10 * ex + r11 * ey + r12 * ez,
+            pz + r20 * ex + r21 * ey + r22 * ez,
+        )
+        rot = ((r00, r01, r02), (r10, r11, r12), (r20, r21, r22))
+        return origins, axes, tool, rot
+
     def pose(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tool positions ``(N, 3)`` and orientations ``(N, 3, 3)`` for ``q (N, J)``."""
         return self.frames_of(np.asarray(q, float)[:, : self.dof])[2:]
@@ -92,8 +168,37 @@ class SerialChain:
     def jacobian(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positional Jacobian ``(N, 3, J)`` (revolute: ``axis × (tool - origin)``) and the tool
         positions ``(N, 3)``."""
+        q = np.asarray(q, float)
+        if q.shape[0] == 1:
+            origins, axes, (tx, ty, tz), _ = self._frames_one(q[0, : self.dof].tolist())
+            cols = [
+                (
+                    ay * (tz - oz) - az * (ty - oy),
+                    az * (tx - ox) - ax * (tz - oz),
+                    ax * (ty - oy) - ay * (tx - ox),
+                )
+                for (ox, oy, oz), (ax, ay, az) in zip(origins, axes)
+            ]
+            return np.array(cols).T[None], np.array([[tx, ty, tz]])
         origins, axes, tool, _ = self.frames_of(np.asarray(q, float)[:, : self.dof])
         return np.cross(axes, tool[:, None, :] - origins).transpose(0, 2, 1), tool
+
+
+def _mul(a, b) -> tuple[float, ...]:
+    """Product of two row-major flat 3x3 matrices."""
+    a00, a01, a02, a10, a11, a12, a20, a21, a22 = a
+    b00, b01, b02, b10, b11, b12, b20, b21, b22 = b
+    return (
+        a00 * b00 + a01 * b10 + a02 * b20,
+        a00 * b01 + a01 * b11 + a02 * b21,
+        a00 * b02 + a01 * b12 + a02 * b22,
+        a10 * b00 + a11 * b10 + a12 * b20,
+        a10 * b01 + a11 * b11 + a12 * b21,
+        a10 * b02 + a11 * b12 + a12 * b22,
+        a20 * b00 + a21 * b10 + a22 * b20,
+        a20 * b01 + a21 * b11 + a22 * b21,
+        a20 * b02 + a21 * b12 + a22 * b22,
+    )
 
 
 def chain_from_profile(extra: dict[str, Any], source: str = "robot profile") -> SerialChain:

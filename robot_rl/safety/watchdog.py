@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from robot_rl.safety.base import Fallback, Filter, Report, SafetyState, as_actions, make_report
+from robot_rl.safety.base import (
+    Fallback,
+    Filter,
+    Report,
+    SafetyState,
+    as_actions,
+    make_report,
+    unchanged,
+)
 
 
 class Watchdog(Filter):
@@ -31,7 +39,9 @@ class Watchdog(Filter):
 
     def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
         a = as_actions(action, state.n, self.dim, self.name)
-        fail = np.full(state.n, self.expired(state))
-        applied = self.fallback(state) if fail.any() else a.copy()
-        reasons = [f"no command for more than {self.timeout} s"] if fail.any() else []
+        if not self.expired(state):
+            return a, unchanged(self.name, state.n)
+        fail = np.ones(state.n, dtype=bool)
+        applied = self.fallback(state)
+        reasons = [f"no command for more than {self.timeout} s"]
         return applied, make_report(self.name, a, applied, fail, reasons)

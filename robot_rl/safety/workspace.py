@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from robot_rl.safety.base import (
@@ -12,6 +14,7 @@ from robot_rl.safety.base import (
     as_actions,
     finite_rows,
     make_report,
+    unchanged,
 )
 from robot_rl.safety.kinematics import SerialChain
 
@@ -70,6 +73,7 @@ class WorkspaceBox(Filter):
         self.continuous = span >= 2 * np.pi
         self.dim = len(lower)
         self.grid = np.linspace(0.0, 1.0, self.steps + 1)
+        self._low, self._high = self.low.tolist(), self.high.tolist()
         self.yaw = None
         if yaw_range is not None:
             lo, hi = (float(v) for v in yaw_range)
@@ -91,9 +95,23 @@ class WorkspaceBox(Filter):
     def _violation_of(self, q: np.ndarray) -> np.ndarray:
         return self.violation(*self.chain.pose(q))
 
+    def inside_one(self, q: list[float]) -> bool:
+        """Whether one pose's tool is in the box and yaw arc (the per-tick fast path in Python
+        floats; NaN fails every comparison)."""
+        _, _, tool, rot = self.chain._frames_one(q)
+        for t, lo, hi in zip(tool, self._low, self._high):
+            if not lo <= t <= hi:
+                return False
+        if self.yaw is None:
+            return True
+        lo, width = self.yaw
+        return (math.atan2(rot[1][0], rot[0][0]) - lo) % (2 * math.pi) <= width
+
     def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
         n, dof = state.n, self.chain.dof
         a = as_actions(action, n, self.dim, self.name)
+        if n == 1 and np.isfinite(a).all() and self.inside_one(a[0, :dof].tolist()):
+            return a, unchanged(self.name, n)
         ref = state.last_command if state.last_command is not None else state.q
         ref_ok = finite_rows(ref, n)
         fail = ~np.isfinite(a).all(axis=-1) | ~ref_ok
