@@ -15,7 +15,10 @@ commands:
   evaluate  task=... controller=expert|random episodes=N          success rate with 95% CI
   dataset   info|validate DIR   summarize / check a dataset
   train     bc task=... policy=diffusion|flow dataset=DIR      behaviour cloning
+  train     residual base=DIR [demos=DIR]                      residual RL on a frozen BC policy
+  train     reflex [task=arm_push]                             the safety layer's risk critic
   eval      checkpoint=DIR episodes=N                          evaluate a policy: report + video
+  eval      reflex checkpoint=DIR                              reflex critic: precision, recall
   pipeline  [task=... policy=...]                              collect → train → eval → runs/<name>/
 
 Overrides use Hydra syntax, e.g. task=arm_pick_place task.randomization.friction=[0.5,1.5]."""

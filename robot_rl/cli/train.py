@@ -1,4 +1,5 @@
-"""``robot-rl train bc ...`` (behaviour cloning) and ``robot-rl train residual ...``."""
+"""``robot-rl train bc ...`` (behaviour cloning), ``robot-rl train residual ...`` and
+``robot-rl train reflex ...`` (the safety layer's risk critic)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from robot_rl.cli.compose import compose_config, to_container
 from robot_rl.core import ConfigError
 from robot_rl.envs.config import build_config
 
-ALGOS = ("bc", "residual")
+ALGOS = ("bc", "residual", "reflex")
 
 
 def main(args: list[str]) -> int:
@@ -18,8 +19,12 @@ def main(args: list[str]) -> int:
         from robot_rl.algos.bc_jobs import TrainBCJob, run_train_bc
 
         run_train_bc(build_config(TrainBCJob, config, where="train bc"))
-    else:
+    elif args[0] == "residual":
         from robot_rl.algos.residual_job import TrainResidualJob, run_train_residual
 
         run_train_residual(build_config(TrainResidualJob, config, where="train residual"))
+    else:
+        from robot_rl.algos.reflex import TrainReflexJob, run_train_reflex
+
+        run_train_reflex(build_config(TrainReflexJob, config, where="train reflex"))
     return 0

@@ -137,17 +137,20 @@ class PointCBF(Filter):
 
 
 class ArmCBF(Filter):
-    """The CBF filter on an arm's tool point: the joint step ``u = a - q`` is chosen with
-    ``grad h(tool) · J(q) u >= -gamma h(tool)`` and the rate and position bounds on ``u``.
+    """The CBF filter on points of an arm's hand: the joint step ``u = a - q`` is chosen with
+    ``grad h(p_k) · J_k(q) u >= -gamma h(p_k)`` for every guarded point ``p_k`` and every
+    barrier, within the rate and position bounds on ``u``.
 
     Args:
         fallback: the safe action.
         chain: kinematics of the first ``chain.dof`` joints (later entries pass through).
-        obstacles: keep-out regions for the tool point.
+        obstacles: keep-out regions for the guarded points.
         gamma: CBF decay rate in (0, 1].
         lower, upper: position limits ``(J,)``; velocity ``(J,)`` and ``dt`` bound the step to
             ``±2 · velocity · dt`` from the measured pose (the position controller's tracking lag
             fits in that band; the rate limiter bounds the command itself).
+        points: guarded points as offsets ``(K, 3)`` from the tool point in the tool frame
+            (default: the tool point only); e.g. the fingertips, which reach past the tool point.
     """
 
     name = "cbf"
@@ -162,41 +165,56 @@ class ArmCBF(Filter):
         upper: np.ndarray,
         velocity: np.ndarray,
         dt: float,
+        points: np.ndarray | None = None,
     ) -> None:
         self.fallback, self.chain, self.obstacles = fallback, chain, obstacles
         self.gamma = float(gamma)
         self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
         self.step = 2.0 * np.asarray(velocity, float) * dt
+        self.points = (
+            np.zeros((1, 3)) if points is None else np.asarray(points, float).reshape(-1, 3)
+        )
         d = chain.dof  # the same numbers as floats for passes_one
         self._lower, self._upper = self.lower[:d].tolist(), self.upper[:d].tolist()
         self._step = self.step[:d].tolist()
+        self._points = self.points.tolist()
         self._halfspaces = list(zip(obstacles.normals.tolist(), obstacles.offsets.tolist()))
         self._spheres = list(zip(obstacles.centers.tolist(), obstacles.radii.tolist()))
+
+    def guarded(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Guarded points ``(N, K, 3)`` and their Jacobians ``(N, K, 3, J)`` at poses ``q``."""
+        origins, axes, tool, rot = self.chain.frames_of(q)
+        pts = tool[:, None] + np.einsum("nij,kj->nki", rot, self.points)
+        jac = np.cross(axes[:, None], pts[:, :, None] - origins[:, None])  # (N, K, J, 3)
+        return pts, jac.transpose(0, 1, 3, 2)
 
     def passes_one(self, q: list[float], a: list[float]) -> bool:
         """Whether one robot's command already meets every constraint (the per-tick fast path
         in Python floats; NaN fails every comparison, so it goes to the full path)."""
-        origins, axes, (tx, ty, tz), _ = self.chain._frames_one(q)
-        vx = vy = vz = 0.0  # tool velocity J u of the step u = a - q
-        for (ox, oy, oz), (ax, ay, az), qj, aj, lo, hi, step in zip(
-            origins, axes, q, a, self._lower, self._upper, self._step
-        ):
-            u = aj - qj
-            if not (-step <= u <= step and lo <= aj <= hi):
+        origins, axes, (tx, ty, tz), r = self.chain._frames_one(q)
+        u = [aj - qj for aj, qj in zip(a, q)]
+        for uj, aj, lo, hi, step in zip(u, a, self._lower, self._upper, self._step):
+            if not (-step <= uj <= step and lo <= aj <= hi):
                 return False
-            dx, dy, dz = tx - ox, ty - oy, tz - oz
-            vx += (ay * dz - az * dy) * u
-            vy += (az * dx - ax * dz) * u
-            vz += (ax * dy - ay * dx) * u
         g = self.gamma
-        for (nx, ny, nz), off in self._halfspaces:
-            if not nx * vx + ny * vy + nz * vz >= -g * (nx * tx + ny * ty + nz * tz - off):
-                return False
-        for (cx, cy, cz), r in self._spheres:
-            dx, dy, dz = tx - cx, ty - cy, tz - cz
-            dist = math.sqrt(dx * dx + dy * dy + dz * dz)
-            if not (dist > 1e-9 and (dx * vx + dy * vy + dz * vz) / dist >= -g * (dist - r)):
-                return False
+        for ex, ey, ez in self._points:
+            px = tx + r[0][0] * ex + r[0][1] * ey + r[0][2] * ez
+            py = ty + r[1][0] * ex + r[1][1] * ey + r[1][2] * ez
+            pz = tz + r[2][0] * ex + r[2][1] * ey + r[2][2] * ez
+            vx = vy = vz = 0.0  # the point's displacement J u for the step u
+            for (ox, oy, oz), (ax, ay, az), uj in zip(origins, axes, u):
+                dx, dy, dz = px - ox, py - oy, pz - oz
+                vx += (ay * dz - az * dy) * uj
+                vy += (az * dx - ax * dz) * uj
+                vz += (ax * dy - ay * dx) * uj
+            for (nx, ny, nz), off in self._halfspaces:
+                if not nx * vx + ny * vy + nz * vz >= -g * (nx * px + ny * py + nz * pz - off):
+                    return False
+            for (cx, cy, cz), rad in self._spheres:
+                dx, dy, dz = px - cx, py - cy, pz - cz
+                dist = math.sqrt(dx * dx + dy * dy + dz * dz)
+                if not (dist > 1e-9 and (dx * vx + dy * vy + dz * vz) / dist >= -g * (dist - rad)):
+                    return False
         return True
 
     def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
@@ -212,24 +230,22 @@ class ArmCBF(Filter):
         live = np.flatnonzero(~fail)
         if len(live):
             q = state.q[live, :dof]
-            jac, tool = self.chain.jacobian(q)
+            pts, jac = self.guarded(q)
             for row, i in enumerate(live):
-                h, g = self.obstacles.barriers(tool[row])
+                hs, gs = zip(*(self.obstacles.barriers(p) for p in pts[row]))
+                h = np.concatenate(hs)
+                grad = np.concatenate([g @ j for g, j in zip(gs, jac[row])])
                 lb = np.maximum(-self.step[:dof], self.lower[:dof] - q[row])
                 ub = np.minimum(self.step[:dof], self.upper[:dof] - q[row])
                 u_des = a[i, :dof] - q[row]
-                u = (
-                    None
-                    if (lb > ub).any()
-                    else cbf_step(u_des, h, g @ jac[row], self.gamma, lb, ub)
-                )
+                u = None if (lb > ub).any() else cbf_step(u_des, h, grad, self.gamma, lb, ub)
                 if u is None:
                     fail[i] = True
                     reasons.append("no safe step (infeasible or degenerate barrier)")
                 else:
                     applied[i, :dof] = q[row] + u
         if (applied != a)[~fail].any():
-            reasons.append("step would bring the tool into an obstacle or past a limit")
+            reasons.append("step would bring the hand into an obstacle or past a limit")
         if fail.any():
             applied[fail] = self.fallback(state)[fail]
         return applied, make_report(self.name, a, applied, fail, reasons)

@@ -40,7 +40,14 @@ class SafetyConfig:
     safe_action: str = "hold"  # hold | damp | brake (what failing closed commands)
     observation_stale_s: float = 0.1
     position_tolerance: float = 0.05  # rad a reading may lie beyond a limit before it is broken
-    joint_margin: float = 0.0  # rad kept from every position limit
+    joint_margin: float = 0.0  # rad kept from every joint's position limit
+    gripper_margin: float = 0.0  # m kept from the gripper's limits
+    # share of the profile's velocity limits the rate limiter commands: the joints lag their
+    # command and catch up faster than it moved, so a command at the limit overshoots it
+    velocity_scale: float = 1.0
+    # rad/s² (m/s² at the tool) a joint / the tool is assumed to brake with: limits are pulled in
+    # by the stopping distance at the measured speed; 0 turns this off
+    braking_deceleration: float = 0.0
     watchdog_timeout_s: float = 0.2
     workspace_margin_m: float = 0.01
     cbf: dict[str, Any] = field(default_factory=dict)  # gamma, halfspaces, spheres
@@ -48,6 +55,7 @@ class SafetyConfig:
     fall: dict[str, Any] = field(default_factory=dict)  # max_roll, max_pitch (rad)
     brake: dict[str, Any] = field(default_factory=dict)  # EmergencyBrake arguments
     brake_action: list[float] = field(default_factory=list)  # the brake safe action
+    reflex: dict[str, Any] = field(default_factory=dict)  # checkpoint (dir), threshold (optional)
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.chain if c not in COMPONENTS]
@@ -55,6 +63,8 @@ class SafetyConfig:
             raise ConfigError(
                 f"safety chain names unknown components {unknown}; known: {COMPONENTS.names()}"
             )
+        if not 0 < self.velocity_scale <= 1:
+            raise ConfigError(f"safety.velocity_scale must be in (0, 1], got {self.velocity_scale}")
         for key in ("observation_stale_s", "watchdog_timeout_s"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"safety.{key} must be > 0, got {getattr(self, key)}")
@@ -123,6 +133,19 @@ class CommandSpace:
         )
 
 
+def kept_limits(cfg: SafetyConfig, space: CommandSpace) -> tuple[np.ndarray, np.ndarray]:
+    """The position band every component keeps commands in: the profile's limits shrunk by the
+    config's margins (rad for joints, m for a gripper). Components downstream of the clamp use
+    it too, so none of them moves a command back out to the hard limit."""
+    margin = np.where(space.gripper, cfg.gripper_margin, cfg.joint_margin)
+    lower, upper = space.lower + margin, space.upper - margin
+    if (lower > upper).any():
+        raise ConfigError(
+            f"safety margins {cfg.joint_margin} / {cfg.gripper_margin} leave no range"
+        )
+    return lower, upper
+
+
 Builder = Callable[[RobotProfile, SafetyConfig, CommandSpace, Fallback], SafetyFilter]
 COMPONENTS: Registry[Builder] = Registry("safety component")
 
@@ -141,15 +164,18 @@ def _guard(profile, cfg, space, fallback):
 
 @COMPONENTS.register("joint_limits")
 def _limits(profile, cfg, space, fallback):
-    margin = np.where(space.gripper, 0.0, cfg.joint_margin)  # rad: not for a gripper in m
-    return JointLimits(fallback, space.lower, space.upper, margin)
+    lower, upper = kept_limits(cfg, space)
+    braking = None
+    if cfg.braking_deceleration > 0:
+        braking = np.full(space.lower.shape, cfg.braking_deceleration)
+    return JointLimits(fallback, lower, upper, 0.0, braking)
 
 
 @COMPONENTS.register("rate_limiter")
 def _rate(profile, cfg, space, fallback):
-    return RateLimiter(
-        fallback, space.lower, space.upper, space.velocity, space.dt, space.acceleration
-    )
+    velocity = cfg.velocity_scale * space.velocity
+    lower, upper = kept_limits(cfg, space)
+    return RateLimiter(fallback, lower, upper, velocity, space.dt, space.acceleration)
 
 
 @COMPONENTS.register("workspace_box")
@@ -172,11 +198,21 @@ def _cbf(profile, cfg, space, fallback):
     c = dict(cfg.cbf)
     obstacles = Obstacles.build(c.pop("halfspaces", None), c.pop("spheres", None))
     gamma = float(c.pop("gamma", 0.5))
+    points = c.pop("points", None)
     if c:
         raise ConfigError(f"safety.cbf: unknown keys {sorted(c)}")
     chain = chain_from_profile(profile.extra, profile.source)
+    lower, upper = kept_limits(cfg, space)
     return ArmCBF(
-        fallback, chain, obstacles, gamma, space.lower, space.upper, space.velocity, space.dt
+        fallback,
+        chain,
+        obstacles,
+        gamma,
+        lower,
+        upper,
+        space.velocity,
+        space.dt,
+        None if points is None else np.asarray(points, float),
     )
 
 
@@ -207,6 +243,23 @@ def _aeb(profile, cfg, space, fallback):
         return EmergencyBrake(fallback, len(space.lower), **cfg.brake)
     except TypeError as e:
         raise ConfigError(f"safety.brake: {e}") from None
+
+
+@COMPONENTS.register("reflex")
+def _reflex(profile, cfg, space, fallback):
+    from robot_rl.safety.reflex import ReflexFilter, load_reflex, risk_features
+
+    if not cfg.reflex.get("checkpoint"):
+        raise ConfigError("the reflex component needs safety.reflex.checkpoint (a trained critic)")
+    critic, meta = load_reflex(cfg.reflex["checkpoint"])
+    features = risk_features(profile, cfg)
+    if features.dim != critic.in_dim:
+        raise ConfigError(
+            f"reflex checkpoint {cfg.reflex['checkpoint']} reads {critic.in_dim} features; this "
+            f"profile and safety config give {features.dim}"
+        )
+    threshold = float(cfg.reflex.get("threshold", meta["threshold"]))
+    return ReflexFilter(fallback, critic, features, threshold)
 
 
 @dataclass
@@ -316,6 +369,19 @@ class SafetyChain:
             f.reset()
         self.last_command = self.last_velocity = None
         self.stats = InterventionStats()
+
+    def reset_rows(self, rows: np.ndarray, q: np.ndarray) -> None:
+        """Rows ``(K,)`` whose robot starts over (a simulated episode reset): their last
+        command becomes the measured pose ``q (N, A)``, their velocity 0, and components with
+        per-row memory forget those rows."""
+        if self.last_command is not None and len(rows):
+            self.last_command[rows] = q[rows]
+            if self.last_velocity is not None:
+                self.last_velocity[rows] = 0.0
+        for f in self.filters:
+            forget = getattr(f, "reset_rows", None)
+            if forget is not None:
+                forget(rows)
 
 
 def build_fallback(profile: RobotProfile, cfg: SafetyConfig, space: CommandSpace) -> Fallback:

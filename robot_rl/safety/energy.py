@@ -115,3 +115,7 @@ class EnergyTank:
 
     def reset(self) -> None:
         self.level = None
+
+    def reset_rows(self, rows: np.ndarray) -> None:
+        if self.level is not None:
+            self.level[rows] = self.initial

@@ -109,6 +109,11 @@ class JointLimits(Filter):
     """Clamps commands into the position limits (shrunk by ``margin``); rows with a non-finite
     command fail closed (a clamp of NaN or of ±inf is not a command anyone asked for).
 
+    With ``braking`` (rad/s² per joint) the limit a joint is moving toward is pulled in by its
+    stopping distance ``dq² / (2 · braking)`` (measured speed): a position loop lags its command,
+    so a joint commanded right up to its stop at speed runs past it. Never past the middle of
+    the range, so the band is never empty.
+
     For an effort interface pass the effort limits as ``lower = -effort``, ``upper = effort``.
     """
 
@@ -120,23 +125,37 @@ class JointLimits(Filter):
         lower: np.ndarray,
         upper: np.ndarray,
         margin: float | np.ndarray = 0.0,
+        braking: np.ndarray | None = None,
     ) -> None:
         lower, upper = np.asarray(lower, float) + margin, np.asarray(upper, float) - margin
         if (lower > upper).any():
             raise ValueError(f"joint limit margin {margin} leaves an empty range")
         self.fallback, self.lower, self.upper = fallback, lower, upper
+        self.braking = None if braking is None else np.asarray(braking, float)
+        self.middle = (lower + upper) / 2
+
+    def bounds(self, state: SafetyState) -> tuple[np.ndarray, np.ndarray]:
+        """The position band ``(J,)`` or ``(N, J)`` commands are clamped into."""
+        if self.braking is None or state.dq is None:
+            return self.lower, self.upper
+        dq = np.where(np.isfinite(state.dq), state.dq, 0.0)
+        stop = dq * dq / (2 * self.braking)
+        upper = np.maximum(self.upper - np.where(dq > 0, stop, 0.0), self.middle)
+        lower = np.minimum(self.lower + np.where(dq < 0, stop, 0.0), self.middle)
+        return lower, upper
 
     def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
         a = as_actions(action, state.n, len(self.lower), self.name)
-        if ((a >= self.lower) & (a <= self.upper)).all():  # False for NaN
+        lower, upper = self.bounds(state)
+        if ((a >= lower) & (a <= upper)).all():  # False for NaN
             return a, unchanged(self.name, state.n)
         fail = ~np.isfinite(a).all(axis=-1)
-        applied = np.clip(np.where(fail[:, None], 0.0, a), self.lower, self.upper)
+        applied = np.clip(np.where(fail[:, None], 0.0, a), lower, upper)
         if fail.any():
-            applied[fail] = np.clip(self.fallback(state)[fail], self.lower, self.upper)
+            applied[fail] = np.clip(self.fallback(state), lower, upper)[fail]
         reasons = ["non-finite command"] if fail.any() else []
         if (applied != a)[~fail].any():
-            reasons.append("command beyond a joint limit")
+            reasons.append("command beyond a joint limit (or its stopping distance)")
         return applied, make_report(self.name, a, applied, fail, reasons)
 
 

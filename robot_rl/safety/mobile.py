@@ -57,6 +57,10 @@ class FallDetector(Filter):
     def reset(self) -> None:
         self.fallen = None
 
+    def reset_rows(self, rows: np.ndarray) -> None:
+        if self.fallen is not None:
+            self.fallen[rows] = False
+
 
 class EmergencyBrake(Filter):
     """Automatic emergency braking for a car-like robot from a planar range scan.

@@ -113,3 +113,35 @@ def test_arm_cbf_keeps_the_tool_above_the_table():
         lowest = min(lowest, float(kin.fk(q)[0, 2]))
     assert lowest >= 0.02 - 2e-3  # the linearization's error over one step, at most
     assert lowest < 0.05  # and it did get close: the filter is not simply freezing the arm
+
+
+def test_guarded_points_jacobians_and_fast_path_agree():
+    profile = load_profile("arm")
+    space = CommandSpace.of(profile)
+    kin = chain_from_profile(profile.extra)
+    hold = Fallback("hold", space.lower, space.upper, space.default)
+    points = np.array([[0, 0, 0], [0, 0.05, 0.015], [0, -0.05, 0.015]])
+    table = Obstacles.build(
+        halfspaces=[{"normal": [0, 0, 1], "offset": 0.0}],
+        spheres=[{"center": [0.3, 0.3, 0.1], "radius": 0.06}],
+    )
+    f = ArmCBF(hold, kin, table, 0.5, space.lower, space.upper, space.velocity, space.dt, points)
+    rng = np.random.default_rng(3)
+    q = space.default[None, :6] + rng.normal(0, 0.3, (5, 6))
+    pts, jac = f.guarded(q)
+    eps = 1e-6
+    for k in range(6):
+        dq = np.zeros(6)
+        dq[k] = eps
+        moved, _ = f.guarded(q + dq)
+        np.testing.assert_allclose((moved - pts) / eps, jac[..., k], atol=1e-5)
+    # the fingertip points sit 15 mm past the tool point along the tool's z axis
+    tool, rot = kin.pose(q)
+    np.testing.assert_allclose(pts[:, 1], tool + rot @ points[1], atol=1e-12)
+    # the Python fast path and the numpy path decide alike on random commands
+    for _ in range(200):
+        qi = space.default + np.concatenate([rng.normal(0, 0.3, 6), [0.0]])
+        a = qi + np.concatenate([rng.normal(0, 0.08, 6), [0.0]])
+        fast = f.passes_one(qi[:6].tolist(), a[:6].tolist())
+        out, _ = f.filter(SafetyState(q=np.stack([qi, qi])), np.stack([a, a]))  # N=2: no fast path
+        assert fast == bool((out == a).all())

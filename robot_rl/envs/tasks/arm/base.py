@@ -9,6 +9,7 @@ gripper. Gripper: −1 open, +1 closed (absolute command).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import mujoco
@@ -124,6 +125,10 @@ class ArmEnv(TaskEnv):
         self._xanchor = backend.output("xanchor")
         self._prev_action = torch.zeros(num_envs, 7, device=dev)
         self._action_rate = torch.zeros(num_envs, device=dev)
+        self.command_filter: Callable[[ArmEnv, torch.Tensor], torch.Tensor] | None = None
+        """Sees every joint position command ``(N, 7)`` (6 joints in rad, then the opening of
+        one finger in m) before the actuators do and returns the command to apply: where a
+        safety chain runs in simulation (``robot_rl.algos.safety_sim``)."""
 
     def _index(self, model: mujoco.MjModel) -> None:
         names = self.profile.joint_names
@@ -144,6 +149,7 @@ class ArmEnv(TaskEnv):
                 int(model.joint("finger_right").qposadr[0]),
             ]
         )
+        self._finger_dadr = int(model.joint("finger_left").dofadr[0])
         cube = model.joint("cube")
         self._cube_qadr = int(cube.qposadr[0])
         self._cube_dadr = int(cube.dofadr[0])
@@ -180,6 +186,15 @@ class ArmEnv(TaskEnv):
     @property
     def goal(self) -> torch.Tensor:
         return self._goal
+
+    @property
+    def command_joints(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Measured positions and velocities ``(N, 7)`` float64 of what the joint command
+        drives: the 6 arm joints, then the left finger (the opening of one finger, m)."""
+        left, dleft = self._finger_qadr[:1], [self._finger_dadr]
+        q = torch.cat([self._qpos[:, self._arm_qadr], self._qpos[:, left]], dim=-1)
+        dq = torch.cat([self._qvel[:, self._arm_dadr], self._qvel[:, dleft]], dim=-1)
+        return q, dq
 
     # ----------------------------------------------------------------- hooks
     def _uniform(self, k: int, low, high) -> torch.Tensor:
@@ -262,9 +277,14 @@ class ArmEnv(TaskEnv):
         # (pushing into the table) cannot wind up a large target.
         band = 2 * self._dq_max
         q_des = torch.maximum(torch.minimum(self._q_des + dq, q + band), q - band)
-        self._q_des = torch.maximum(torch.minimum(q_des, self._q_high), self._q_low)
+        q_des = torch.maximum(torch.minimum(q_des, self._q_high), self._q_low)
+        finger = self._finger_open * (1.0 - a[:, 6]) / 2.0
+        if self.command_filter is not None:
+            command = self.command_filter(self, torch.cat([q_des, finger[:, None]], dim=-1))
+            q_des, finger = command[:, :6].to(q_des), command[:, 6].to(finger)
+        self._q_des = q_des
         self._ctrl[:, self._arm_act] = self._q_des
-        self._ctrl[:, self._grip_act] = self._finger_open * (1.0 - a[:, 6]) / 2.0
+        self._ctrl[:, self._grip_act] = finger
         self._action_rate = (action - self._prev_action).square().sum(-1)
         self._prev_action = action
 
