@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -161,7 +162,7 @@ def load_reflex(directory: str | Path) -> tuple[ReflexCritic, dict]:
         tensors = load_file(str(d / "reflex.safetensors"))
         critic = ReflexCritic(int(meta["in_dim"]), tuple(meta["hidden"]))
         critic.load_state_dict(tensors)
-    except (ValueError, KeyError, RuntimeError, OSError) as e:
+    except (ValueError, KeyError, RuntimeError, OSError, SafetensorError) as e:
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"reflex checkpoint {d} is unreadable: {detail}") from None
     return critic.eval(), meta

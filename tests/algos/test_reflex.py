@@ -1,0 +1,128 @@
+"""The reflex critic: event metrics worked out by hand, the pessimistic twin target, a critic
+that learns to foresee a deliberately unsafe arm, checkpoints and the run-time filter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from robot_rl.algos.reflex import (
+    ReflexConfig,
+    Rollouts,
+    collect,
+    event_metrics,
+    risks,
+    save_reflex,
+    train_critic,
+)
+from robot_rl.core.errors import ConfigError
+from robot_rl.core.profile import load_profile
+from robot_rl.safety import SafetyConfig, SafetyState, build_chain
+from robot_rl.safety.reflex import ReflexCritic, load_reflex, risk_features
+
+
+def test_event_metrics_by_hand():
+    # one env, 30 steps, no episode ends. Violations at 10-11 and 25 (two events: 25 is more
+    # than gap=3 safe steps after 11). Alarms at 5, 6 (lead 5 and 4 before 10) and at 24
+    # (lead 1 before 25: too late for min_lead=3), and a false one at 0.
+    cost = np.zeros((30, 1), bool)
+    cost[[10, 11, 25], 0] = True
+    risk = np.zeros((30, 1))
+    risk[[0, 5, 6, 24], 0] = 0.9
+    last = np.zeros((30, 1), bool)
+    m = event_metrics(risk, cost, last, 0.5, window=8, min_lead=3, gap=3)
+    assert m["events"] == 2
+    assert m["recall"] == 0.5  # the event at 10 is caught, the one at 25 is not (lead 1)
+    # alarms 5, 6, 24 precede an event within 8 steps; alarm 0 does not (10 is 10 steps away)
+    assert m["precision"] == 0.75
+    assert m["lead_median"] == 5.0
+    # an episode boundary at 7 cuts the window: alarms 5 and 6 belong to another episode
+    last[7, 0] = True
+    m = event_metrics(risk, cost, last, 0.5, window=8, min_lead=3, gap=3)
+    assert m["recall"] == 0.0
+
+
+def test_pessimistic_twin_target_and_terminal_violations():
+    # two-step chains: state A (feature 0) -> violation; state B (feature 1) -> safe forever.
+    # With gamma 0.5 the fixed point is Q(A) = 1 and Q(B) = 0.
+    t, n = 40, 2
+    x = np.zeros((t, n, 1), np.float32)
+    x[:, 1, 0] = 1.0
+    cost = np.zeros((t, n), bool)
+    cost[:, 0] = True
+    data = Rollouts(x, cost, np.zeros((t, n), bool), np.zeros((t, n), int))
+    critic, losses = train_critic(
+        data, ReflexConfig(gamma=0.5, updates=300, batch_size=64), progress=False
+    )
+    r = risks(critic, data)
+    assert r[:, 0].min() > 0.9 and r[:, 1].max() < 0.1
+
+
+@pytest.mark.slow
+def test_critic_foresees_the_unsafe_arm(tmp_path):
+    cfg = SafetyConfig.load("arm")
+    train = collect("arm_push", 24, 300, 0, cfg, progress=False)
+    val = collect("arm_push", 24, 150, 1, cfg, progress=False)
+    assert train.cost[:, train.behaviour[0] == 2].mean() > 0.05  # the divers do cross limits
+    critic, _ = train_critic(train, ReflexConfig(updates=600), progress=False)
+    r = risks(critic, val)
+    m = event_metrics(r, val.cost, val.last, 0.2, 20, 3)
+    # far better than chance: most events announced 3+ ticks ahead, most alarms real
+    assert m["events"] >= 5 and m["recall"] >= 0.6 and m["precision"] >= 0.5, m
+    save_reflex(
+        tmp_path / "ck", critic, {"in_dim": critic.in_dim, "hidden": [256, 256], "threshold": 0.2}
+    )
+    loaded, meta = load_reflex(tmp_path / "ck")
+    np.testing.assert_allclose(risks(loaded, val), r, atol=1e-6)
+    # in a chain: the reflex fires on the commands the critic finds risky, holds them
+    chain = build_chain(
+        "arm", {**cfg.__dict__, "chain": ["reflex"], "reflex": {"checkpoint": str(tmp_path / "ck")}}
+    )
+    reflex = chain.filters[0]
+    q = chain.space.default[None].copy()
+    safe, _ = reflex.filter(SafetyState(q=q, dq=np.zeros_like(q)), q.copy())
+    np.testing.assert_array_equal(safe, q)
+    assert reflex.last_risk[0] < 0.2
+
+
+def test_reflex_filter_fails_closed_and_bad_checkpoints(tmp_path):
+    profile, cfg = load_profile("arm"), SafetyConfig.load("arm")
+    features = risk_features(profile, cfg)
+    critic = ReflexCritic(features.dim, (16,))
+    save_reflex(tmp_path / "ck", critic, {"in_dim": features.dim, "hidden": [16], "threshold": 0.5})
+    chain = build_chain(
+        "arm", {**cfg.__dict__, "chain": ["reflex"], "reflex": {"checkpoint": str(tmp_path / "ck")}}
+    )
+    reflex = chain.filters[0]
+    q = chain.space.default[None].copy()
+    last = q - 0.01  # (the gripper's default is its upper stop)
+    # NaN velocities: the risk cannot be computed, so the reflex fires (holds the last command)
+    out, report = reflex.filter(
+        SafetyState(q=q, dq=np.full_like(q, np.nan), last_command=last), q + 0.02
+    )
+    assert report.fail_closed.all()
+    np.testing.assert_array_equal(out, last)
+    # a risky-looking command: force the critic's output high
+    with torch.no_grad():
+        for net in (critic.q1, critic.q2):
+            net[-1].bias.fill_(10.0)
+    save_reflex(
+        tmp_path / "hot", critic, {"in_dim": features.dim, "hidden": [16], "threshold": 0.5}
+    )
+    hot = build_chain(
+        "arm",
+        {**cfg.__dict__, "chain": ["reflex"], "reflex": {"checkpoint": str(tmp_path / "hot")}},
+    )
+    out, report = hot.filters[0].filter(
+        SafetyState(q=q, dq=np.zeros_like(q), last_command=last), q + 0.02
+    )
+    assert report.fail_closed.all() and "reflex" in report.reason
+    # broken checkpoints get one-line errors
+    (tmp_path / "hot" / "reflex.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ConfigError, match="unreadable"):
+        load_reflex(tmp_path / "hot")
+    with pytest.raises(ConfigError, match="not a reflex checkpoint"):
+        load_reflex(tmp_path / "nothing")
+    with pytest.raises(ConfigError, match="needs safety.reflex.checkpoint"):
+        build_chain("arm", {**cfg.__dict__, "chain": ["reflex"], "reflex": {}})
