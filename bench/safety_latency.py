@@ -2,11 +2,13 @@
 
     python bench/safety_latency.py --ticks 5000 --repeats 5
 
-One robot (N = 1), the chain of ``configs/safety/arm.yaml`` on ``hardware/arm.yaml``. Inputs: a
-random walk around the default pose with commands that mostly pass and sometimes need a
-correction (about 1 in 5 ticks asks for a jump past the rate limit or below the table), so both
-the cheap path and the QP path are timed. Targets: chain p99 <= 200 µs without the QP (``cbf``
-removed), <= 1 ms with it.
+One robot (N = 1), the chain of ``configs/safety/arm.yaml`` on ``hardware/arm.yaml``, plus the
+energy tank (off in the default arm chain) and, with ``--reflex DIR``, a trained reflex critic,
+each timed alone. Inputs: a
+random walk of the measured pose around the default pose with commands that mostly pass and
+sometimes need a correction (1 tick in 5 asks for a jump past the rate limit, toward the table),
+so both the cheap path and the correcting path (QP) are timed. Targets: chain p99 <= 200 µs
+without the QP (``cbf`` removed), <= 1 ms with it.
 
 Anchor, in the same run: the same chain with the CBF's QP solved by OSQP through qpsolvers (the
 solver the issue names as an example) instead of DAQP; ``ratio_anchor_over_ours`` compares the
@@ -24,21 +26,29 @@ import time
 
 import numpy as np
 import qpsolvers
+import torch
 
 import robot_rl.safety.cbf as cbf_module
-from robot_rl.safety import SafetyState, build_chain
+from robot_rl.safety import SafetyConfig, SafetyState, build_chain
 
 
-def inputs(ticks: int, default: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def inputs(
+    ticks: int, lower: np.ndarray, upper: np.ndarray, default: np.ndarray, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A random walk of the measured pose within ±6% of each joint's range around the default
+    pose (the tool stays in its workspace), with commands a small step away; one tick in five a
+    wild command (a jump toward the table)."""
     rng = np.random.default_rng(seed)
-    q = default.copy()
+    span = upper - lower
+    home = (default - lower) / span
+    u = home.copy()
     out = []
     for _ in range(ticks):
-        q = q + rng.normal(0, 0.01, q.shape)
-        q = np.clip(q, default - 0.4, default + 0.4)
-        command = q + rng.normal(0, 0.02, q.shape)
-        if rng.random() < 0.2:  # a wild command: a jump and a push toward the table
-            command = command + rng.normal(0, 0.5, q.shape)
+        u = np.clip(u + rng.normal(0, 0.005, u.shape), home - 0.06, np.minimum(home + 0.06, 0.9))
+        q = lower + u * span
+        command = q + rng.normal(0, 0.003, q.shape) * span
+        if rng.random() < 0.2:
+            command = command + rng.normal(0, 0.1, q.shape) * span
             command[1] += 0.6
         out.append((q[None].copy(), command[None]))
     return out
@@ -92,12 +102,18 @@ def main() -> None:
     ap.add_argument("--ticks", type=int, default=5000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", default="")
+    ap.add_argument("--reflex", default="", help="a reflex checkpoint to time as well")
     args = ap.parse_args()
+    torch.set_num_threads(1)
 
     chain = build_chain("arm", "arm")
+    cfg = SafetyConfig.load("arm")
+    extras = ["energy_tank"] + (["reflex"] if args.reflex else [])
+    extra = build_chain(
+        "arm", {**cfg.__dict__, "chain": extras, "reflex": {"checkpoint": args.reflex}}
+    )
     no_qp = build_chain("arm", "arm")
     no_qp.filters = [f for f in no_qp.filters if f.name != "cbf"]
-    default = chain.space.default
     rows: dict[str, dict[str, list[float]]] = {}
     ours_step = cbf_module.cbf_step
 
@@ -107,8 +123,10 @@ def main() -> None:
         r["p99"].append(pct(xs, 99))
 
     for rep in range(args.repeats):
-        data = inputs(args.ticks, default, seed=rep)
+        space = chain.space
+        data = inputs(args.ticks, space.lower, space.upper, space.default, seed=rep)
         per, whole = time_chain(chain, data)
+        per |= time_chain(extra, data)[0]
         for name, xs in per.items():
             record(name, xs)
         record("chain (with QP, DAQP)", whole)

@@ -120,8 +120,12 @@ def main() -> None:
     print(f"{'adversary':28s} " + " ".join(f"{k:>15s}" for k in kinds) + f" {'total':>9s}")
     for name, r in results.items():
         v = r["per_1000"]
-        print(f"{name:28s} " + " ".join(f"{v[k]:15.2f}" for k in kinds) + f" {sum(v.values()):9.2f}")
-    print("adversary training (violations per episode by generation):", [round(h, 1) for h in history])
+        print(
+            f"{name:28s} " + " ".join(f"{v[k]:15.2f}" for k in kinds) + f" {sum(v.values()):9.2f}"
+        )
+    print(
+        "adversary training (violations per episode by generation):", [round(h, 1) for h in history]
+    )
     if args.out:
         import matplotlib
 

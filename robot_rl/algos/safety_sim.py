@@ -54,8 +54,9 @@ class Violations:
 
 class ViolationMeter:
     """Counts, from the simulated state after each step, the limits a real arm must never
-    cross: arm joint positions, the gripper opening and joint speeds beyond the profile's limits,
-    the tool outside the workspace box, the tool inside a keep-out region of the safety config.
+    cross: arm joint positions and speeds beyond the profile's limits, the gripper's opening or
+    speed beyond its limits, the tool outside the workspace box, the tool inside a keep-out region
+    of the safety config.
 
     Args:
         env: the arm env.
@@ -86,12 +87,13 @@ class ViolationMeter:
         q, dq = (x.cpu() for x in self.env.command_joints)
         tcp = self.env.tcp_pos.cpu()
         beyond = (q < self.lower - self.tol) | (q > self.upper + self.tol)
+        fast = dq.abs() > self.speed_factor * self.speed
         out = {
             "joint_position": beyond[:, :-1].any(-1),
-            # the finger is commanded to its open stop by design and contact can press it a
-            # little past: counted on its own
-            "gripper_position": beyond[:, -1],
-            "joint_speed": (dq.abs() > self.speed_factor * self.speed).any(-1),
+            "joint_speed": fast[:, :-1].any(-1),
+            # the finger, counted on its own: contact presses it past its open stop or knocks
+            # it faster than it is ever commanded to move
+            "gripper": beyond[:, -1] | fast[:, -1],
             "workspace": ((tcp < self.low) | (tcp > self.high)).any(-1),
         }
         inside = torch.zeros(len(tcp), dtype=torch.bool)

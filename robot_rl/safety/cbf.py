@@ -52,8 +52,13 @@ class Obstacles:
 
     @staticmethod
     def build(
-        halfspaces: list[dict] | None = None, spheres: list[dict] | None = None, dim: int = 3
+        halfspaces: list[dict] | None = None,
+        spheres: list[dict] | None = None,
+        dim: int = 3,
+        with_margins: bool = False,
     ) -> Obstacles:
+        """From config entries ``{normal, offset}`` and ``{center, radius}``; each may carry a
+        ``margin`` (m) that the filter keeps (``with_margins``) and a violation count ignores."""
         hs, sp = halfspaces or [], spheres or []
         normals = np.array([h["normal"] for h in hs], float).reshape(-1, dim)
         norms = np.linalg.norm(normals, axis=1)
@@ -62,6 +67,9 @@ class Obstacles:
         offsets = np.array([h["offset"] for h in hs], float) / np.where(norms > 0, norms, 1)
         centers = np.array([s["center"] for s in sp], float).reshape(-1, dim)
         radii = np.array([s["radius"] for s in sp], float)
+        if with_margins:
+            offsets = offsets + np.array([h.get("margin", 0.0) for h in hs], float)
+            radii = radii + np.array([s.get("margin", 0.0) for s in sp], float)
         if (radii <= 0).any():
             raise ValueError("a sphere needs a radius > 0")
         return Obstacles(normals / norms[:, None] if len(hs) else normals, offsets, centers, radii)
@@ -223,7 +231,12 @@ class ArmCBF(Filter):
         tail_ok = dof == a.shape[1] or bool(
             ((a[:, dof:] >= self.lower[dof:]) & (a[:, dof:] <= self.upper[dof:])).all()
         )
-        if n == 1 and tail_ok and self.passes_one(state.q[0, :dof].tolist(), a[0, :dof].tolist()):
+        if (
+            n == 1
+            and tail_ok
+            and self.passes_one(state.q[0, :dof].tolist(), a[0, :dof].tolist())
+            and self.clear_one(a[0, :dof].tolist())
+        ):
             return a, unchanged(self.name, n)
         fail = ~np.isfinite(a).all(axis=-1) | ~finite_rows(state.q, n)
         applied, reasons = a.copy(), []
@@ -244,8 +257,55 @@ class ArmCBF(Filter):
                     reasons.append("no safe step (infeasible or degenerate barrier)")
                 else:
                     applied[i, :dof] = q[row] + u
+            # the barrier was linearized: check the commanded pose itself, and pull a command
+            # whose hand would end up in a region back toward the measured pose
+            ok = np.flatnonzero(~fail)
+            if len(ok):
+                q, cmd = state.q[ok, :dof], applied[ok, :dof]
+                inside = self.clearance(cmd) < 0
+                if inside.any():
+                    applied[ok[inside], :dof] = self.pull_back(q[inside], cmd[inside])
         if (applied != a)[~fail].any():
             reasons.append("step would bring the hand into an obstacle or past a limit")
         if fail.any():
             applied[fail] = self.fallback(state)[fail]
         return applied, make_report(self.name, a, applied, fail, reasons)
+
+    def clearance(self, q: np.ndarray) -> np.ndarray:
+        """The smallest barrier value ``(N,)`` over guarded points and regions at poses ``q``
+        (m; negative inside a region)."""
+        _, _, tool, rot = self.chain.frames_of(q)
+        pts = tool[:, None] + np.einsum("nij,kj->nki", rot, self.points)  # (N, K, 3)
+        o = self.obstacles
+        h = [pts @ o.normals.T - o.offsets]
+        h.append(np.linalg.norm(pts[:, :, None] - o.centers, axis=-1) - o.radii)
+        return np.concatenate([x.reshape(len(q), -1) for x in h], axis=-1).min(
+            axis=-1, initial=np.inf
+        )
+
+    def clear_one(self, a: list[float]) -> bool:
+        """:meth:`clearance` ``>= 0`` for one pose, in Python floats."""
+        _, _, (tx, ty, tz), r = self.chain._frames_one(a)
+        for ex, ey, ez in self._points:
+            px = tx + r[0][0] * ex + r[0][1] * ey + r[0][2] * ez
+            py = ty + r[1][0] * ex + r[1][1] * ey + r[1][2] * ez
+            pz = tz + r[2][0] * ex + r[2][1] * ey + r[2][2] * ez
+            for (nx, ny, nz), off in self._halfspaces:
+                if not nx * px + ny * py + nz * pz - off >= 0:
+                    return False
+            for (cx, cy, cz), rad in self._spheres:
+                if not (px - cx) ** 2 + (py - cy) ** 2 + (pz - cz) ** 2 >= rad * rad:
+                    return False
+        return True
+
+    def pull_back(self, q: np.ndarray, cmd: np.ndarray, steps: int = 16) -> np.ndarray:
+        """The farthest of ``steps`` points from ``q`` toward ``cmd`` ``(M, dof)`` whose hand,
+        and that of every point before it, is clear; from a pose that is not clear, the point
+        with the most clearance (never deeper in)."""
+        grid = np.linspace(0.0, 1.0, steps + 1)
+        pts = q[:, None] + grid[None, :, None] * (cmd - q)[:, None]
+        m, k = pts.shape[:2]
+        h = self.clearance(pts.reshape(m * k, -1)).reshape(m, k)
+        prefix = np.cumprod(h >= 0, axis=1).sum(axis=1) - 1
+        pick = np.where(prefix >= 0, prefix, h.argmax(axis=1))
+        return pts[np.arange(m), pick]

@@ -196,7 +196,9 @@ def _box(profile, cfg, space, fallback):
 @COMPONENTS.register("cbf")
 def _cbf(profile, cfg, space, fallback):
     c = dict(cfg.cbf)
-    obstacles = Obstacles.build(c.pop("halfspaces", None), c.pop("spheres", None))
+    obstacles = Obstacles.build(
+        c.pop("halfspaces", None), c.pop("spheres", None), with_margins=True
+    )
     gamma = float(c.pop("gamma", 0.5))
     points = c.pop("points", None)
     if c:
