@@ -18,6 +18,7 @@ from robot_rl.algos.bc import BCConfig, TrainRun, build_policy, dataset_roots, t
 from robot_rl.algos.bc_data import BCData
 from robot_rl.algos.evaluate import EvalResult, evaluate_policy
 from robot_rl.algos.report import plot_training, write_eval_report
+from robot_rl.algos.safety_sim import attach_safety
 from robot_rl.algos.train_state import recover_checkpoint
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
@@ -83,12 +84,15 @@ def evaluate_in_tasks(
     label: str = "eval",
     action_steps: int | None = None,
     denoise_steps: int | None = None,
+    safety: dict[str, Any] | str | None = None,
 ) -> dict[str, EvalResult]:
-    """Evaluate ``policy`` for ``episodes`` episodes in each task, with a progress bar."""
+    """Evaluate ``policy`` for ``episodes`` episodes in each task, with a progress bar; with
+    ``safety`` (a safety config or the name of one) the chain filters every command."""
     results = {}
     with progress_bar() as bar:
         for cfg in tasks:
             env = make(cfg, min(num_envs, episodes), seed=seed)
+            sim = attach_safety(env, safety) if safety else None
             job = bar.add_task(f"{label} {cfg.name}", total=episodes)
             try:
                 results[cfg.name] = evaluate_policy(
@@ -101,6 +105,8 @@ def evaluate_in_tasks(
                     denoise_steps=denoise_steps,
                     progress=lambda k, job=job: bar.update(job, completed=k),
                 )
+                if sim is not None:
+                    results[cfg.name].safety = sim.summary()
             finally:
                 env.close()
     return results
@@ -243,6 +249,9 @@ class EvalJob:
     video_episodes: int = 4
     action_steps: int | None = None  # override the policy's Ta
     denoise_steps: int | None = None  # override the sampler's steps
+    # safety=<name>: configs/safety/<name>.yaml filters every command; the report gains the
+    # interventions per filter and the hard-limit violations per 1000 steps
+    safety: dict[str, Any] | None = None
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -283,6 +292,7 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
         video_episodes=job.video_episodes,
         action_steps=job.action_steps,
         denoise_steps=job.denoise_steps,
+        safety=job.safety,
     )
     meta = {
         "checkpoint": str(ckpt),
@@ -292,6 +302,7 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
         "seed": job.seed,
         "action_steps": job.action_steps or policy.config.action_steps,
         "denoise_steps": job.denoise_steps,
+        "safety": job.safety,
     }
     report = write_eval_report(results, out, fps=_fps(tasks[0]), meta=meta)
     for name, r in results.items():
@@ -301,6 +312,16 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
             f"{s['success_ci95_low']:.1%}–{s['success_ci95_high']:.1%}) over {s['episodes']} "
             f"episodes, mean length {s['mean_length']:.1f}, mean return {s['mean_return']:.2f}"
         )
+        if r.safety:
+            rates = {k.split("/")[1]: v for k, v in r.safety.items() if k.endswith("/rate")}
+            busiest = max(rates, key=rates.get) if rates else "-"
+            console.print(
+                "  safety chain: violations per 1000 steps "
+                + ", ".join(
+                    f"{k[11:]} {v:.2f}" for k, v in r.safety.items() if k.startswith("violations/")
+                )
+                + f"; most active filter {busiest} ({rates.get(busiest, 0):.0%} of steps)"
+            )
     console.print(f"report: {out / 'report.json'}")
     print(json.dumps({"summary": {n: t["summary"] for n, t in report["tasks"].items()}}))
     return report

@@ -27,6 +27,8 @@ class EvalResult:
     policy_seconds: float = 0.0
     """Wall time spent inside the policy (sampling chunks)."""
     replans: int = 0
+    safety: dict[str, float] = field(default_factory=dict)
+    """With a safety chain in the loop: interventions per component, violations per 1000 steps."""
 
     def summary(self) -> dict[str, float]:
         out = self.stats.summary()

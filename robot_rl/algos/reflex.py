@@ -175,15 +175,18 @@ class ReflexConfig:
     batch_size: int = 1024
     updates: int = 4000
     tau: float = 0.01
-    recall_target: float = 0.97  # the threshold is set on validation data to reach this recall
+    # the threshold: the best recall on validation data among those with this precision
+    precision_target: float = 0.8
     window: int = 20  # H: alarms up to this many steps before an event count
     min_lead: int = 3  # alarms closer than this to the event do not count for recall
 
     def __post_init__(self) -> None:
         if not 0 < self.gamma < 1:
             raise ConfigError(f"algo.gamma must be in (0, 1), got {self.gamma}")
-        if not 0 < self.recall_target <= 1:
-            raise ConfigError(f"algo.recall_target must be in (0, 1], got {self.recall_target}")
+        if not 0 < self.precision_target <= 1:
+            raise ConfigError(
+                f"algo.precision_target must be in (0, 1], got {self.precision_target}"
+            )
         if not 0 <= self.min_lead < self.window:
             raise ConfigError(f"algo.min_lead must be in [0, window), got {self.min_lead}")
 
@@ -302,12 +305,16 @@ def event_metrics(
 
 
 def pick_threshold(risk, cost, last, cfg: ReflexConfig) -> float:
-    """The largest threshold whose event recall reaches ``cfg.recall_target`` on ``risk``."""
-    best = 0.01
+    """The threshold with the best event recall among those whose precision reaches
+    ``cfg.precision_target`` on ``risk`` (false alarms stop a robot for nothing, so they are
+    what is bounded); the most precise one when none does."""
+    best, best_key = 0.5, (-1.0, -1.0)
     for th in np.linspace(0.02, 0.9, 45):
         m = event_metrics(risk, cost, last, float(th), cfg.window, cfg.min_lead)
-        if m["recall"] >= cfg.recall_target:
-            best = float(th)
+        ok = m["precision"] >= cfg.precision_target
+        key = (m["recall"], m["precision"]) if ok else (-1.0, m["precision"])
+        if key > best_key:
+            best, best_key = float(th), key
     return best
 
 

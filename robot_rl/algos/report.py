@@ -132,6 +132,8 @@ def write_eval_report(
             "returns": r.stats.returns,
             "lengths": r.stats.lengths,
         }
+        if r.safety:
+            entry["safety"] = r.safety
         if r.videos:
             video = write_mp4(out / f"rollouts_{name}.mp4", tile_videos(r.videos), fps)
             entry["video"] = video.name

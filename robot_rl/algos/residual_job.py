@@ -26,6 +26,7 @@ from robot_rl.algos.residual import (
 )
 from robot_rl.algos.residual_demos import demo_buffer
 from robot_rl.algos.rollout import RolloutStats, rollout
+from robot_rl.algos.safety_sim import attach_safety
 from robot_rl.algos.train_state import write_checkpoint
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
@@ -62,9 +63,13 @@ def evaluate_controller(
     episodes: int,
     num_envs: int,
     seed: int,
+    safety: dict[str, Any] | None = None,
 ) -> RolloutStats:
-    """``episodes`` episodes of a controller built for a fresh env (same seed ⇒ same episodes)."""
+    """``episodes`` episodes of a controller built for a fresh env (same seed ⇒ same episodes),
+    with the safety chain in the loop when ``safety`` is given."""
     env = make(task, min(num_envs, episodes), seed=seed)
+    if safety:
+        attach_safety(env, safety)
     try:
         ctrl = make_controller(env)
         return rollout(env, ctrl, episodes, seed=seed, on_reset=ctrl.reset)
@@ -87,6 +92,9 @@ class TrainResidualJob:
     eval_envs: int = 50
     seed: int = 0
     device: str = "auto"
+    # safety=<name>: configs/safety/<name>.yaml filters every command of the training and the
+    # evaluation envs (the deployment chain in the loop); interventions go to TensorBoard
+    safety: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for key in ("num_envs", "eval_every", "eval_episodes", "eval_envs"):
@@ -126,6 +134,7 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     out = Path(job.out or f"runs/residual_{task.name}")
     out.mkdir(parents=True, exist_ok=True)
     env = make(task, job.num_envs, seed=job.seed)
+    sim = attach_safety(env, job.safety) if job.safety else None
     learner = ResidualLearner(
         env.observation_spec["state"].shape[0], env.action_dim, cfg, device, job.seed
     )
@@ -145,7 +154,9 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
             # the base alone: the env clips its actions to the action range
             return ResidualController(runner, learner) if with_residual else runner
 
-        return evaluate_controller(task, build, job.eval_episodes, job.eval_envs, eval_seed)
+        return evaluate_controller(
+            task, build, job.eval_episodes, job.eval_envs, eval_seed, job.safety
+        )
 
     base_stats = evaluate(False)
     console.print(
@@ -154,7 +165,7 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     tb = SummaryWriter(log_dir=str(out / "tb"))
     history = [{"env_steps": 0, "success": base_stats.success_rate}]
     start, next_eval = time.perf_counter(), job.eval_every
-    meta = {"base": str(job.base), "task": task.name, "algo": asdict(cfg)}
+    meta = {"base": str(job.base), "task": task.name, "algo": asdict(cfg), "safety": job.safety}
     try:
         with progress_bar("info") as bar:
             bar_job = bar.add_task("residual RL", total=cfg.env_steps, info="")
@@ -168,6 +179,9 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
                     stats = evaluate(True)
                     history.append({"env_steps": steps, "success": stats.success_rate})
                     tb.add_scalar("eval/success_rate", stats.success_rate, steps)
+                    if sim is not None:  # the chain on the training envs since the start
+                        for k, v in sim.summary().items():
+                            tb.add_scalar(k, v, steps)
                     info = meta | {"steps": steps, "success": stats.success_rate}
                     save_residual(out / "checkpoints" / "last", learner, info)
                     if stats.success_rate > max(h["success"] for h in history[:-1]):

@@ -9,9 +9,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from robot_rl.core.errors import ConfigError
 from robot_rl.envs.tasks.arm.base import ArmEnv
 from robot_rl.safety import SafetyChain, SafetyConfig, SafetyState
 from robot_rl.safety.cbf import Obstacles
+
+
+def attach_safety(env, safety: dict | str) -> SimSafety:
+    """The chain of a safety config (a dict, or a ``configs/safety`` name or path) filtering
+    ``env``'s commands, with a violation meter."""
+    from robot_rl.safety import build_chain
+
+    cfg = SafetyConfig.load(safety)
+    if not isinstance(env, ArmEnv):
+        raise ConfigError("the safety chain runs in the arm tasks only")
+    return SimSafety(build_chain(cfg.profile, cfg), env, ViolationMeter(env, cfg))
 
 
 class SimSafety:
@@ -19,12 +31,27 @@ class SimSafety:
     goes through ``chain.step`` with the measured joints, on the simulated clock. Rows whose
     episode just (re)started get the measured pose as their last command."""
 
-    def __init__(self, chain: SafetyChain, env: ArmEnv) -> None:
-        self.chain, self.env = chain, env
+    def __init__(
+        self, chain: SafetyChain, env: ArmEnv, meter: ViolationMeter | None = None
+    ) -> None:
+        if not isinstance(env, ArmEnv):
+            raise ConfigError(
+                f"the safety chain runs in the arm tasks, not in {type(env).__name__}"
+            )
+        self.chain, self.env, self.meter = chain, env, meter
         self.now = 0.0
         env.command_filter = self
 
+    def summary(self) -> dict[str, float]:
+        """Intervention rates per component and, with a meter, violations per 1000 steps."""
+        out = self.chain.stats.scalars()
+        if self.meter is not None:
+            out |= {f"violations/{k}": v for k, v in self.meter.result.per_1000().items()}
+        return out
+
     def __call__(self, env: ArmEnv, command: torch.Tensor) -> torch.Tensor:
+        if self.meter is not None:  # the state the last step left (before this command acts)
+            self.meter.update()
         q, dq = (x.cpu().numpy() for x in env.command_joints)
         fresh = np.flatnonzero(env.episode_step.cpu().numpy() == 0)
         self.chain.reset_rows(fresh, q)

@@ -89,20 +89,32 @@ def _joint(raw: dict[str, Any], where: str) -> JointLimits:
         raise ConfigError(f"{where}: bad joint entry {raw}: {e}") from None
 
 
-def load_profile(name_or_path: str | Path) -> RobotProfile:
-    """Load ``hardware/<name>.yaml`` (or a path) into a validated :class:`RobotProfile`."""
+def load_yaml_mapping(
+    name_or_path: str | Path, kind: str, folder: str, what: str
+) -> tuple[dict, Path]:
+    """The mapping in a YAML file: a path, or a name looked up as ``<kind>/<folder>/<name>.yaml``
+    among the shipped assets (``folder`` may be empty). Missing, malformed or non-mapping files
+    raise a one-line :class:`ConfigError` naming ``what`` and the path."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
-        path = asset_path("hardware", f"{name_or_path}.yaml")
+        path = asset_path(
+            kind, f"{folder}/{name_or_path}.yaml" if folder else f"{name_or_path}.yaml"
+        )
     if not path.is_file():
-        raise ConfigError(f"robot profile {path} does not exist")
+        raise ConfigError(f"{what} {path} does not exist")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         detail = " ".join(str(e).split())
-        raise ConfigError(f"robot profile {path} is not valid YAML: {detail}") from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {detail}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"robot profile {path} must be a mapping, got {type(raw).__name__}")
+        raise ConfigError(f"{what} {path} must be a mapping, got {type(raw).__name__}")
+    return raw, path
+
+
+def load_profile(name_or_path: str | Path) -> RobotProfile:
+    """Load ``hardware/<name>.yaml`` (or a path) into a validated :class:`RobotProfile`."""
+    raw, path = load_yaml_mapping(name_or_path, "hardware", "", "robot profile")
     known = {
         "name",
         "robot_type",

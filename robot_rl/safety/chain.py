@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from robot_rl.core.errors import ConfigError
-from robot_rl.core.paths import asset_path
-from robot_rl.core.profile import RobotProfile, load_profile
+from robot_rl.core.profile import RobotProfile, load_profile, load_yaml_mapping
 from robot_rl.core.registry import Registry
 from robot_rl.safety.base import Fallback, Report, SafetyFilter, SafetyState, make_report
 from robot_rl.safety.cbf import ArmCBF, Obstacles
@@ -75,18 +73,8 @@ class SafetyConfig:
         if isinstance(source, dict):
             raw, where = source, "safety config"
         else:
-            path = Path(source)
-            if path.suffix not in (".yaml", ".yml"):
-                path = asset_path("configs", f"safety/{source}.yaml")
-            if not path.is_file():
-                raise ConfigError(f"safety config {path} does not exist")
-            try:
-                raw = yaml.safe_load(path.read_text())
-            except yaml.YAMLError as e:
-                raise ConfigError(f"safety config {path} is not valid YAML: {e}") from None
+            raw, path = load_yaml_mapping(source, "configs", "safety", "safety config")
             where = str(path)
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{where} must be a mapping")
         known = {f.name for f in fields(SafetyConfig)}
         bad = sorted(set(raw) - known)
         if bad:

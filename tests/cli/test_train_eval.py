@@ -168,3 +168,25 @@ def test_train_residual_runs_on_a_frozen_bc_base(trained, dataset, tmp_path, mon
     meta = json.loads((out / "checkpoints" / "last" / "config.json").read_text())
     assert meta["steps"] == 160 and meta["task"] == "arm_push"
     assert sampled_demos and all(sampled_demos)  # every update drew from the demonstrations
+
+
+def test_eval_and_residual_with_the_safety_chain_in_the_loop(trained, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ckpt = trained / "checkpoints" / "last"
+    out = tmp_path / "eval"
+    args = ["eval", f"checkpoint={ckpt}", "episodes=3", "num_envs=3", f"out={out}", "safety=arm"]
+    assert main([*args, "video_episodes=0", "task.episode_length=12"]) == 0
+    safety = json.loads((out / "report.json").read_text())["tasks"]["arm_push"]["safety"]
+    assert "safety/rate_limiter/rate" in safety and "violations/workspace" in safety
+    assert safety["violations/joint_position"] == 0.0
+    # overrides reach the composed safety config; a bad one is a one-line error
+    assert main([*args, "safety.joint_margin=9.0", "task.episode_length=12"]) == 2
+    res = tmp_path / "res"
+    args = ["train", "residual", f"base={ckpt}", f"out={res}", "safety=arm", "num_envs=2"]
+    args += ["algo.env_steps=40", "algo.warmup_env_steps=20", "algo.utd=0.05"]
+    args += ["algo.critic_warmup_updates=1", "eval_every=40", "eval_episodes=2", "eval_envs=2"]
+    assert main([*args, "task.episode_length=10"]) == 0
+    events = EventAccumulator(str(res / "tb"))
+    events.Reload()
+    assert "safety/rate_limiter/rate" in events.Tags()["scalars"]
