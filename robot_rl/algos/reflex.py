@@ -383,6 +383,30 @@ def run_train_reflex(job: TrainReflexJob, console=None) -> dict[str, Any]:
     return meta
 
 
+def plot_sweep(sweep: list[dict], threshold: float, path: Path) -> None:
+    """Recall, precision and median lead time against the threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    th = [m["threshold"] for m in sweep]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(th, [m["recall"] for m in sweep], label="recall (events, lead >= 3)")
+    ax.plot(th, [m["precision"] for m in sweep], label="precision (alarms)")
+    ax.axvline(threshold, color="gray", ls="--", lw=1, label=f"threshold {threshold:.2f}")
+    ax.set_xlabel("risk threshold")
+    ax.set_ylim(0, 1.02)
+    lead = ax.twinx()
+    lead.plot(th, [m["lead_median"] for m in sweep], color="tab:green", ls=":", label="lead")
+    lead.set_ylabel("median lead (control steps)")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title("reflex critic on held-out rollouts")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 @dataclass
 class EvalReflexJob:
     """``robot-rl eval reflex checkpoint=DIR``: held-out rollouts (a seed training never saw)."""
@@ -392,6 +416,7 @@ class EvalReflexJob:
     steps: int = 1000
     seed: int = 1000
     threshold: float | None = None  # default: the checkpoint's
+    out: str | None = None  # default <checkpoint>/../eval: reflex_eval.json and .png
 
 
 def run_eval_reflex(job: EvalReflexJob, console=None) -> dict[str, Any]:
@@ -412,9 +437,20 @@ def run_eval_reflex(job: EvalReflexJob, console=None) -> dict[str, Any]:
     r = risks(critic, data)
     out = event_metrics(r, data.cost, data.last, threshold, cfg.window, cfg.min_lead)
     out["threshold"] = threshold
+    sweep = [
+        {"threshold": float(th)}
+        | event_metrics(r, data.cost, data.last, float(th), cfg.window, cfg.min_lead)
+        for th in np.linspace(0.02, 0.6, 30)
+    ]
+    out["sweep"] = sweep
+    where = Path(job.out) if job.out else Path(job.checkpoint).parent / "eval"
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "reflex_eval.json").write_text(json.dumps(out, indent=2) + "\n")
+    plot_sweep(sweep, threshold, where / "reflex_eval.png")
     console.print(
         f"held-out ({out['events']} violation events): recall {out['recall']:.1%} at precision "
         f"{out['precision']:.1%}, lead median {out['lead_median']:.0f} / p10 {out['lead_p10']:.0f} "
-        f"steps (alarms on {out['alarm_rate']:.1%} of steps, threshold {threshold:.2f})"
+        f"steps (alarms on {out['alarm_rate']:.1%} of steps, threshold {threshold:.2f}) "
+        f"→ {where / 'reflex_eval.png'}"
     )
     return out

@@ -3,6 +3,8 @@ that learns to foresee a deliberately unsafe arm, checkpoints and the run-time f
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -126,3 +128,20 @@ def test_reflex_filter_fails_closed_and_bad_checkpoints(tmp_path):
         load_reflex(tmp_path / "nothing")
     with pytest.raises(ConfigError, match="needs safety.reflex.checkpoint"):
         build_chain("arm", {**cfg.__dict__, "chain": ["reflex"], "reflex": {}})
+
+
+def test_train_and_eval_reflex_commands(tmp_path, capsys):
+    from robot_rl.cli.main import main
+
+    out = tmp_path / "rfx"
+    args = ["train", "reflex", f"out={out}", "num_envs=6", "steps=40", "algo.updates=20"]
+    assert main(args) == 0
+    meta = json.loads((out / "checkpoint" / "config.json").read_text())
+    assert 0 < meta["threshold"] < 1 and "recall" in meta["validation"]
+    args = ["eval", "reflex", f"checkpoint={out / 'checkpoint'}", "num_envs=6", "steps=30"]
+    assert main(args) == 0
+    report = json.loads((out / "eval" / "reflex_eval.json").read_text())
+    assert {"recall", "precision", "lead_median", "sweep"} <= set(report)
+    assert (out / "eval" / "reflex_eval.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["train", "reflex", "algo.gamma=1.5"]) == 2  # one-line config error
+    assert "algo.gamma must be in (0, 1)" in capsys.readouterr().err
