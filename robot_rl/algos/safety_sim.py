@@ -34,6 +34,8 @@ class SimSafety:
     def __init__(
         self, chain: SafetyChain, env: ArmEnv, meter: ViolationMeter | None = None
     ) -> None:
+        """With ``meter``, violations are counted on the state each command starts from (the
+        state the previous step left, a fresh episode's first state included)."""
         if not isinstance(env, ArmEnv):
             raise ConfigError(
                 f"the safety chain runs in the arm tasks, not in {type(env).__name__}"

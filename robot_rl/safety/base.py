@@ -46,7 +46,7 @@ class SafetyState:
     dq: np.ndarray | None = None
     now: float = 0.0
     stamp: float | np.ndarray = 0.0
-    command_stamp: float | None = 0.0
+    command_stamp: float | None = None
     last_command: np.ndarray | None = None
     last_velocity: np.ndarray | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
@@ -73,6 +73,8 @@ class Report:
     fail_closed: np.ndarray
     magnitude: np.ndarray
     reason: str = ""
+    detail: dict[str, np.ndarray] = field(default_factory=dict)
+    """Component-specific values per row, e.g. the reflex critic's ``risk``."""
 
     @property
     def any(self) -> bool:

@@ -95,11 +95,13 @@ def cbf_step(
 ) -> np.ndarray | None:
     """The step closest to ``u_des (n,)`` with ``grad (M, n) · u >= -gamma · h (M,)`` and
     ``lb <= u <= ub``; ``None`` when infeasible or degenerate. Solves no QP when ``u_des``
-    already satisfies everything."""
+    already satisfies everything, bounds included (clipping a step into its bounds can break a
+    barrier condition the unclipped step met)."""
     if not (np.isfinite(h).all() and np.isfinite(grad).all()):
         return None
-    if len(h) == 0 or (grad @ u_des >= -gamma * h).all():
-        return np.clip(u_des, lb, ub)
+    inside = bool(((u_des >= lb) & (u_des <= ub)).all())
+    if inside and (len(h) == 0 or (grad @ u_des >= -gamma * h).all()):
+        return u_des.copy()
     u = qpsolvers.solve_qp(
         np.eye(len(u_des)), -u_des, -grad, gamma * h, lb=lb, ub=ub, solver="daqp"
     )
@@ -159,6 +161,8 @@ class ArmCBF(Filter):
             fits in that band; the rate limiter bounds the command itself).
         points: guarded points as offsets ``(K, 3)`` from the tool point in the tool frame
             (default: the tool point only); e.g. the fingertips, which reach past the tool point.
+        rate_step: the rate limiter's largest step per joint ``(J,)``: the corrected command
+            stays within it of the last applied command, so the CBF never undoes the rate limit.
     """
 
     name = "cbf"
@@ -174,8 +178,11 @@ class ArmCBF(Filter):
         velocity: np.ndarray,
         dt: float,
         points: np.ndarray | None = None,
+        rate_step: np.ndarray | None = None,
     ) -> None:
         self.fallback, self.chain, self.obstacles = fallback, chain, obstacles
+        # the rate limiter's band around the last command, which the correction must keep
+        self.rate_step = None if rate_step is None else np.asarray(rate_step, float)
         self.gamma = float(gamma)
         self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
         self.step = 2.0 * np.asarray(velocity, float) * dt
@@ -231,9 +238,14 @@ class ArmCBF(Filter):
         tail_ok = dof == a.shape[1] or bool(
             ((a[:, dof:] >= self.lower[dof:]) & (a[:, dof:] <= self.upper[dof:])).all()
         )
+        in_band = self.rate_step is None or state.last_command is None
+        if not in_band and state.last_command.shape == a.shape:
+            d = np.abs(a[0, :dof] - state.last_command[0, :dof])
+            in_band = bool((d <= self.rate_step[:dof]).all())
         if (
             n == 1
             and tail_ok
+            and in_band
             and self.passes_one(state.q[0, :dof].tolist(), a[0, :dof].tolist())
             and self.clear_one(a[0, :dof].tolist())
         ):
@@ -241,6 +253,8 @@ class ArmCBF(Filter):
         fail = ~np.isfinite(a).all(axis=-1) | ~finite_rows(state.q, n)
         applied, reasons = a.copy(), []
         live = np.flatnonzero(~fail)
+        last = state.last_command
+        last_ok = finite_rows(last, n)
         if len(live):
             q = state.q[live, :dof]
             pts, jac = self.guarded(q)
@@ -250,6 +264,10 @@ class ArmCBF(Filter):
                 grad = np.concatenate([g @ j for g, j in zip(gs, jac[row])])
                 lb = np.maximum(-self.step[:dof], self.lower[:dof] - q[row])
                 ub = np.minimum(self.step[:dof], self.upper[:dof] - q[row])
+                if self.rate_step is not None and last is not None and last_ok[i]:
+                    rel = last[i, :dof] - q[row]
+                    lb = np.maximum(lb, rel - self.rate_step[:dof])
+                    ub = np.minimum(ub, rel + self.rate_step[:dof])
                 u_des = a[i, :dof] - q[row]
                 u = None if (lb > ub).any() else cbf_step(u_des, h, grad, self.gamma, lb, ub)
                 if u is None:

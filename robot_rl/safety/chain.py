@@ -203,6 +203,7 @@ def _cbf(profile, cfg, space, fallback):
         space.velocity,
         space.dt,
         None if points is None else np.asarray(points, float),
+        cfg.velocity_scale * space.velocity * space.dt if "rate_limiter" in cfg.chain else None,
     )
 
 

@@ -57,8 +57,9 @@ class EnergyTank:
         self.level: np.ndarray | None = None  # (N,), created on the first tick
 
     def levels(self, n: int) -> np.ndarray:
+        """The tank levels ``(N,)``; read only (the tank starts full until the first commit)."""
         if self.level is None or len(self.level) != n:
-            self.level = np.full(n, self.initial)
+            return np.full(n, self.initial)
         return self.level
 
     def work(self, state: SafetyState, action: np.ndarray) -> np.ndarray:

@@ -147,13 +147,17 @@ class JointLimits(Filter):
     def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
         a = as_actions(action, state.n, len(self.lower), self.name)
         lower, upper = self.bounds(state)
-        if ((a >= lower) & (a <= upper)).all():  # False for NaN
+        # without a speed reading the stopping distance is unknown: those rows fail closed
+        blind = np.zeros(state.n, dtype=bool)
+        if self.braking is not None:
+            blind = ~finite_rows(state.dq, state.n)
+        if not blind.any() and ((a >= lower) & (a <= upper)).all():  # False for NaN
             return a, unchanged(self.name, state.n)
-        fail = ~np.isfinite(a).all(axis=-1)
+        fail = ~np.isfinite(a).all(axis=-1) | blind
         applied = np.clip(np.where(fail[:, None], 0.0, a), lower, upper)
         if fail.any():
             applied[fail] = np.clip(self.fallback(state), lower, upper)[fail]
-        reasons = ["non-finite command"] if fail.any() else []
+        reasons = ["non-finite command or speed reading"] if fail.any() else []
         if (applied != a)[~fail].any():
             reasons.append("command beyond a joint limit (or its stopping distance)")
         return applied, make_report(self.name, a, applied, fail, reasons)

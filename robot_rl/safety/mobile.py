@@ -126,7 +126,8 @@ class EmergencyBrake(Filter):
             reasons.append("no range scan")
         else:
             ranges, angles = np.asarray(ranges, float), np.asarray(angles, float)
-            fail |= np.isnan(ranges).any(axis=-1) | bool(np.isnan(angles).any())
+            # a range may be +inf (no return); an angle must be a number
+            fail |= np.isnan(ranges).any(axis=-1) | (not np.isfinite(angles).all())
             live = ~fail
             if live.any():
                 ahead, behind = self.free_distance(ranges[live], angles)

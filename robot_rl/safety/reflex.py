@@ -188,7 +188,6 @@ class ReflexFilter(Filter):
             raise ConfigError(f"reflex threshold must be in (0, 1), got {threshold}")
         self.fallback, self.critic, self.features = fallback, critic.eval(), features
         self.threshold = float(threshold)
-        self.last_risk: np.ndarray | None = None
 
     def risk(self, state: SafetyState, action: np.ndarray) -> np.ndarray:
         """``(N,)`` risk of each row's command (NaN where it cannot be computed)."""
@@ -208,14 +207,16 @@ class ReflexFilter(Filter):
         risk = np.full(n, np.nan)
         if ok.any():
             risk[ok] = self.risk(_rows(state, ok), a[ok])
-        self.last_risk = risk
         fire = ~(risk <= self.threshold)  # NaN fires too
         if not fire.any():
-            return a, unchanged(self.name, n)
-        applied = a.copy()
-        applied[fire] = self.fallback(state)[fire]
-        reasons = [f"risk above {self.threshold:.2f}: reflex"]
-        return applied, make_report(self.name, a, applied, fire, reasons)
+            report = unchanged(self.name, n)
+        else:
+            applied = a.copy()
+            applied[fire] = self.fallback(state)[fire]
+            reasons = [f"risk above {self.threshold:.2f}: reflex"]
+            a, report = applied, make_report(self.name, a, applied, fire, reasons)
+        report.detail["risk"] = risk
+        return a, report
 
 
 def _rows(state: SafetyState, keep: np.ndarray) -> SafetyState:

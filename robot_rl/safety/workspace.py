@@ -110,10 +110,11 @@ class WorkspaceBox(Filter):
     def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
         n, dof = state.n, self.chain.dof
         a = as_actions(action, n, self.dim, self.name)
-        if n == 1 and np.isfinite(a).all() and self.inside_one(a[0, :dof].tolist()):
-            return a, unchanged(self.name, n)
         ref = state.last_command if state.last_command is not None else state.q
         ref_ok = finite_rows(ref, n)
+        fast = n == 1 and bool(ref_ok[0]) and np.isfinite(a).all()
+        if fast and self.inside_one(a[0, :dof].tolist()):
+            return a, unchanged(self.name, n)
         fail = ~np.isfinite(a).all(axis=-1) | ~ref_ok
         applied, reasons = a.copy(), []
         live = ~fail

@@ -83,9 +83,11 @@ def test_critic_foresees_the_unsafe_arm(tmp_path):
     )
     reflex = chain.filters[0]
     q = chain.space.default[None].copy()
-    safe, _ = reflex.filter(SafetyState(q=q, dq=np.zeros_like(q)), q.copy())
-    np.testing.assert_array_equal(safe, q)
-    assert reflex.last_risk[0] < 0.2
+    step = q.copy()
+    step[0, 1] += 0.01  # a small, harmless move from the default pose
+    out, report = reflex.filter(SafetyState(q=q, dq=np.zeros_like(q)), step)
+    assert report.detail["risk"][0] < 0.2
+    np.testing.assert_array_equal(out, step)  # passed, not replaced by the hold
 
 
 def test_reflex_filter_fails_closed_and_bad_checkpoints(tmp_path):

@@ -145,3 +145,15 @@ def test_guarded_points_jacobians_and_fast_path_agree():
         fast = f.passes_one(qi[:6].tolist(), a[:6].tolist())
         out, _ = f.filter(SafetyState(q=np.stack([qi, qi])), np.stack([a, a]))  # N=2: no fast path
         assert fast == bool((out == a).all())
+
+
+def test_cbf_does_not_clip_a_passing_step_into_a_collision():
+    # found in review: the step (0.3, -0.12, 0) meets the barrier of a unit sphere 1 cm away,
+    # but clipped to the ±0.1 bounds it would enter the sphere; the QP must be solved instead
+    sphere = Obstacles.build(spheres=[{"center": [0, 0, 0], "radius": 1.0}])
+    g = np.array([1.0, 2.0, 0.0]) / np.sqrt(5)
+    x = g * 1.01
+    f = PointCBF(POINT, sphere, gamma=0.5, max_step=MAX_STEP)
+    u, _ = f.filter(SafetyState(q=x[None]), np.array([[0.3, -0.12, 0.0]]))
+    h, _ = sphere.barriers(x + u[0])
+    assert h[0] >= 0.0 and (np.abs(u) <= 0.1 + 1e-9).all()

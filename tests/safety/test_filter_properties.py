@@ -265,7 +265,7 @@ def test_energy_tank_idempotent_and_passes_with_energy_left(under_test, action, 
     st_ = SafetyState(q=SPACE.default[None].copy(), dq=dq)
     out, _ = tank.filter(st_, action)
     np.testing.assert_array_equal(out, action)  # 1 N·m/rad cannot use up 1 kJ in a tick
-    small = EnergyTank(HOLD, np.full(A, 500.0), SPACE.dt, capacity_j=1e-3)
+    small = under_test(EnergyTank(HOLD, np.full(A, 500.0), SPACE.dt, capacity_j=1e-3))
     once, _ = small.filter(st_, action)
     twice, _ = small.filter(st_, once)
     np.testing.assert_allclose(twice, once, atol=1e-12)
@@ -353,8 +353,36 @@ def test_emergency_brake_passes_a_clear_road():
 
 @SETTINGS
 @given(action=anything(), q=anything(), dq=anything())
-def test_arm_chain_output_finite_inside_limits_and_box(under_test, action, q, dq):
+def test_arm_chain_output_finite_and_inside_limits(under_test, action, q, dq):
     chain = build_chain("arm", "arm")
     chain.filters = [under_test(f) for f in chain.filters]
-    out, reports = chain.filter(SafetyState(q=q, dq=dq, now=1.0, stamp=1.0), action)
+    state = SafetyState(q=q, dq=dq, now=1.0, stamp=1.0, command_stamp=1.0)
+    out, reports = chain.filter(state, action)
     assert within(out, SPACE.lower, SPACE.upper)
+
+
+@SETTINGS
+@given(ref=ref_in_box(), action=anything())
+def test_arm_chain_keeps_rate_box_and_keep_out(under_test, ref, action):
+    # a robot at rest at a pose in its box, any command: what the whole chain lets through
+    # stays in the kept joint limits, the rate band, the (shrunk) box and out of the regions
+    chain = build_chain("arm", "arm")
+    chain.filters = [under_test(f) for f in chain.filters]
+    # the real CBF (the identity wrapper keeps it as .inner), to measure clearances with
+    cbf = next(f for f in chain.filters if f.name == "cbf")
+    cbf = getattr(cbf, "inner", cbf)
+    state = SafetyState(
+        q=ref.copy(), dq=np.zeros_like(ref), now=1.0, stamp=1.0, command_stamp=1.0, last_command=ref
+    )
+    out, _ = chain.filter(state, action)
+    rate = 0.7 * SPACE.velocity * SPACE.dt  # configs/safety/arm.yaml velocity_scale
+    assert (np.abs(out - ref) <= rate + 1e-9).all()
+    ws = PROFILE.workspace
+    assert (box().violation(KIN.fk(out)) <= 1e-9).all() or not np.array_equal(ws.low, ws.low)
+    inner = WorkspaceBox(
+        HOLD, KIN, np.array(ws.low), np.array(ws.high), SPACE.lower, SPACE.upper, 0.02
+    )
+    assert (inner.violation(KIN.fk(out)) <= 1e-9).all()
+    clear = cbf.inner.clearance(ref[:, :6]) if hasattr(cbf, "inner") else cbf.clearance(ref[:, :6])
+    if (clear >= 0).all():
+        assert (getattr(cbf, "inner", cbf).clearance(out[:, :6]) >= -1e-9).all()

@@ -21,6 +21,7 @@ GUARANTEES = [
     "test_filter_properties.py::test_fall_detector_damps_when_tilted",
     "test_filter_properties.py::test_emergency_brake_never_drives_into_an_obstacle",
     "test_cbf.py::test_cbf_keeps_the_safe_set_invariant_on_an_integrator",
+    "test_filter_properties.py::test_arm_chain_keeps_rate_box_and_keep_out",
 ]
 
 
