@@ -169,11 +169,11 @@ class ReflexConfig:
     """``configs/algo/reflex.yaml``."""
 
     name: str = "reflex"
-    gamma: float = 0.85  # horizon ~ 1 / (1 - gamma) ticks
+    gamma: float = 0.9  # horizon ~ 1 / (1 - gamma) ticks
     hidden: tuple[int, ...] = (256, 256)
     lr: float = 3e-4
     batch_size: int = 1024
-    updates: int = 4000
+    updates: int = 8000
     tau: float = 0.01
     # the threshold: the best recall on validation data among those with this precision
     precision_target: float = 0.8
@@ -336,7 +336,7 @@ class TrainReflexJob:
     algo: dict[str, Any] = field(default_factory=dict)
     safety: str = "arm"  # configs/safety/<name>.yaml: keep-out regions, profile
     num_envs: int = 48
-    steps: int = 1500  # vector steps of training rollouts (plus a fifth for validation)
+    steps: int = 3000  # vector steps of training rollouts (plus a fifth for validation)
     seed: int = 0
     out: str | None = None  # default runs/reflex_<task>
 
