@@ -139,7 +139,8 @@ class JointLimits(Filter):
         if self.braking is None or state.dq is None:
             return self.lower, self.upper
         dq = np.where(np.isfinite(state.dq), state.dq, 0.0)
-        stop = dq * dq / (2 * self.braking)
+        with np.errstate(over="ignore"):  # an absurd speed: an infinite stopping distance
+            stop = dq * dq / (2 * self.braking)
         upper = np.maximum(self.upper - np.where(dq > 0, stop, 0.0), self.middle)
         lower = np.minimum(self.lower + np.where(dq < 0, stop, 0.0), self.middle)
         return lower, upper
