@@ -126,6 +126,7 @@ def collect(
 
     env.command_filter = record
     obs = env.reset(seed=seed)
+    previous = env.command_joints[0].cpu().numpy()  # the last command, per env
     xs, costs, lasts = [], [], []
     bar_ctx = progress_bar("info") if progress else None
     try:
@@ -147,13 +148,16 @@ def collect(
             kinds = meter.kinds()
             cost = torch.stack([kinds[k] for k in HARD]).any(0)
             done = terminated | truncated
-            xs.append(features(q, dq, command).astype(np.float32))
+            xs.append(features(q, dq, command, previous).astype(np.float32))
+            previous = command.copy()
             costs.append(cost.numpy())
             lasts.append(done.cpu().numpy())
             if done.any():
                 ids = done.nonzero().flatten()
                 expert.reset(ids)
                 diver.reset(ids.cpu())
+                fresh = env.command_joints[0].cpu().numpy()  # a new episode: no momentum
+                previous[ids.cpu().numpy()] = fresh[ids.cpu().numpy()]
             if bar:
                 bar.update(job, advance=1, info=f"violating {np.mean(costs):.1%} of steps")
     finally:

@@ -34,12 +34,12 @@ from robot_rl.safety.kinematics import SerialChain
 
 
 class RiskFeatures:
-    """``(q, dq, command) (N, J) each -> features (N, F)`` from what a safety node has: joint
-    positions, velocities in units of their limits and the commanded step in units of one tick
-    at the speed limit; each joint's distance to its nearer limit (rad); the measured and the
-    commanded tool point (m), the tool's velocity (m/s), and for both points the signed distance
-    to every workspace face and keep-out region (m) — the quantities a violation is a threshold
-    of, so the critic need not learn forward kinematics to see them.
+    """``(q, dq, command, last) (N, J) each -> features (N, F)`` from what a safety node has:
+    joint positions, velocities in units of their limits, the commanded step and the previous
+    tick's step in units of one tick at the speed limit; each joint's distance to its nearer
+    limit (rad); the measured and the commanded tool point (m), the tool's velocity (m/s), and
+    for both points the signed distance to every workspace face and keep-out region (m) — the
+    quantities a violation is a threshold of, so the critic need not learn forward kinematics.
 
     Args:
         chain: forward kinematics.
@@ -64,7 +64,7 @@ class RiskFeatures:
         self.box, self.obstacles = box, obstacles
         j = len(self.velocity)
         n_regions = 0 if obstacles is None else len(obstacles.offsets) + len(obstacles.radii)
-        self.dim = 4 * j + 9 + 2 * ((6 if box is not None else 0) + n_regions)
+        self.dim = 5 * j + 9 + 2 * ((6 if box is not None else 0) + n_regions)
 
     def clearances(self, x: np.ndarray) -> np.ndarray:
         """Signed distances ``(N, C)`` of points ``x (N, 3)`` to the box faces (inside > 0) and
@@ -78,18 +78,25 @@ class RiskFeatures:
             out.append(np.linalg.norm(x[:, None] - o.centers[None], axis=-1) - o.radii)
         return np.concatenate(out, axis=-1) if out else np.zeros((len(x), 0))
 
-    def __call__(self, q: np.ndarray, dq: np.ndarray, command: np.ndarray) -> np.ndarray:
+    def __call__(
+        self, q: np.ndarray, dq: np.ndarray, command: np.ndarray, last: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``last``: the previous tick's command ``(N, J)`` (the policy's momentum: a command
+        that keeps heading somewhere, against one that wanders); the measured pose when none."""
         d = self.chain.dof
         jac, tool = self.chain.jacobian(q[:, :d])
         target = self.chain.fk(command[:, :d])
         tool_v = np.einsum("nij,nj->ni", jac, dq[:, :d])
-        step = (command - q) / (self.velocity * self.step)
+        scale = self.velocity * self.step
+        step = (command - q) / scale
+        prev = (last - q) / scale if last is not None else np.zeros_like(step)
         to_limit = np.minimum(q - self.lower, self.upper - q)
         return np.concatenate(
             [
                 q,
                 dq / self.velocity,
                 step,
+                prev,
                 to_limit,
                 tool,
                 target,
@@ -192,7 +199,10 @@ class ReflexFilter(Filter):
     def risk(self, state: SafetyState, action: np.ndarray) -> np.ndarray:
         """``(N,)`` risk of each row's command (NaN where it cannot be computed)."""
         dq = state.dq if state.dq is not None else np.full_like(state.q, np.nan)
-        x = self.features(state.q, dq, action)
+        last = state.last_command
+        if last is None or np.shape(last) != np.shape(state.q):
+            last = state.q
+        x = self.features(state.q, dq, action, last)
         ok = np.isfinite(x).all(axis=-1)
         out = np.full(len(x), np.nan)
         if ok.any():
@@ -220,6 +230,10 @@ class ReflexFilter(Filter):
 
 
 def _rows(state: SafetyState, keep: np.ndarray) -> SafetyState:
+    last = state.last_command
     return SafetyState(
-        q=state.q[keep], dq=None if state.dq is None else state.dq[keep], now=state.now
+        q=state.q[keep],
+        dq=None if state.dq is None else state.dq[keep],
+        now=state.now,
+        last_command=None if last is None or np.shape(last) != np.shape(state.q) else last[keep],
     )

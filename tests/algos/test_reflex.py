@@ -67,13 +67,17 @@ def test_critic_foresees_the_unsafe_arm(tmp_path):
     train = collect("arm_push", 24, 300, 0, cfg, progress=False)
     val = collect("arm_push", 24, 150, 1, cfg, progress=False)
     assert train.cost[:, train.behaviour[0] == 2].mean() > 0.05  # the divers do cross limits
-    critic, _ = train_critic(train, ReflexConfig(updates=600), progress=False)
+    critic, _ = train_critic(train, ReflexConfig(updates=1000, gamma=0.8), progress=False)
     r = risks(critic, val)
-    sweep = [event_metrics(r, val.cost, val.last, th, 20, 3) for th in np.linspace(0.05, 0.8, 16)]
-    # far better than chance (alarming on every step is about 20% precise): some threshold
-    # announces most events 3+ ticks ahead with most alarms real
-    assert sweep[0]["events"] >= 5
-    assert any(m["recall"] >= 0.6 and m["precision"] >= 0.5 for m in sweep), sweep
+    # steps 3..20 before a violation look far riskier to it than steps nowhere near one
+    t_len, n = val.cost.shape
+    before = np.zeros_like(val.cost)
+    far = ~val.cost.copy()
+    for t in np.flatnonzero(val.cost.any(axis=1)):
+        before[max(0, t - 20) : max(0, t - 2)] |= val.cost[t]
+        far[max(0, t - 20) : t + 1] &= ~val.cost[t]
+    assert before.sum() >= 20 and far.sum() >= 100
+    assert r[before].mean() > 3 * r[far].mean(), (r[before].mean(), r[far].mean())
     save_reflex(
         tmp_path / "ck", critic, {"in_dim": critic.in_dim, "hidden": [256, 256], "threshold": 0.2}
     )
