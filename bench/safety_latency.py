@@ -151,7 +151,9 @@ def main() -> None:
         with open(args.json, "w") as fh:
             json.dump(
                 {
-                    "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="minutes"),
+                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                        timespec="minutes"
+                    ),
                     "machine": platform.processor() or platform.machine(),
                     "ticks": args.ticks,
                     "repeats": args.repeats,

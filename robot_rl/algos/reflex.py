@@ -36,7 +36,8 @@ from robot_rl.algos.safety_sim import ViolationMeter
 from robot_rl.algos.train_state import write_checkpoint
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
-from robot_rl.envs import make
+from robot_rl.envs import load_task_config, make
+from robot_rl.envs.config import TaskConfig
 from robot_rl.envs.experts import make_expert
 from robot_rl.envs.tasks.arm.base import ArmEnv
 from robot_rl.safety import SafetyConfig
@@ -106,16 +107,30 @@ class Diver:
 
 
 def collect(
-    task: str, num_envs: int, steps: int, seed: int, cfg: SafetyConfig, progress: bool = True
+    task: str | TaskConfig,
+    num_envs: int,
+    steps: int,
+    seed: int,
+    cfg: SafetyConfig,
+    progress: bool = True,
 ) -> Rollouts:
     """``steps`` vector steps of the three behaviours (env ``i`` runs ``BEHAVIOURS[i % 3]``)."""
     env = make(task, num_envs, seed=seed)
+    name = task if isinstance(task, str) else task.name
     if not isinstance(env, ArmEnv):
-        raise ConfigError(f"the reflex critic is trained on the arm tasks, not {task!r}")
+        env.close()
+        raise ConfigError(f"the reflex critic is trained on the arm tasks, not {name!r}")
     features = risk_features(env.profile, cfg)
     meter = ViolationMeter(env, cfg)
+    reached: list[torch.Tensor] = []  # the violation of the state each step reached
+
+    def observe(_env) -> None:
+        kinds = meter.kinds()  # before a finished episode resets
+        reached.append(torch.stack([kinds[k] for k in HARD]).any(0))
+
+    env.step_observer = observe
     kind = torch.arange(num_envs) % len(BEHAVIOURS)
-    expert = make_expert(task, env, noise=0.3, seed=seed)
+    expert = make_expert(name, env, noise=0.3, seed=seed)
     diver = Diver(env, cfg, seed)
     gen = torch.Generator().manual_seed(seed)
     commands: list[torch.Tensor] = []
@@ -145,8 +160,7 @@ def collect(
             )
             obs, _, terminated, truncated, _ = env.step(actions)
             command = commands.pop().cpu().numpy()
-            kinds = meter.kinds()
-            cost = torch.stack([kinds[k] for k in HARD]).any(0)
+            cost = reached.pop()
             done = terminated | truncated
             xs.append(features(q, dq, command, previous).astype(np.float32))
             previous = command.copy()
@@ -203,6 +217,9 @@ def train_critic(data: Rollouts, cfg: ReflexConfig, seed: int = 0, progress: boo
     x_next = torch.from_numpy(data.x[1:].reshape(-1, f))
     cost = torch.from_numpy(data.cost[:-1].reshape(-1)).float()
     last = torch.from_numpy(data.last[:-1].reshape(-1)).float()
+    # the last step of an episode without a violation cannot bootstrap (the next row is another
+    # episode) and is not known to be safe: it is left out
+    usable = torch.nonzero((last == 0) | (cost == 1)).flatten()
     critic = ReflexCritic(f, cfg.hidden)
     critic.mean.copy_(x.mean(0))
     critic.std.copy_(x.std(0).clamp_min(1e-3))
@@ -215,7 +232,7 @@ def train_critic(data: Rollouts, cfg: ReflexConfig, seed: int = 0, progress: boo
     job = bar.add_task("training the reflex critic", total=cfg.updates, info="") if bar else None
     try:
         for step in range(cfg.updates):
-            idx = torch.randint(0, len(x), (cfg.batch_size,), generator=gen)
+            idx = usable[torch.randint(0, len(usable), (cfg.batch_size,), generator=gen)]
             with torch.no_grad():
                 nxt = torch.sigmoid(target_net.logits(x_next[idx])).max(0).values  # pessimistic
                 y = cost[idx] + (1 - cost[idx]) * (1 - last[idx]) * cfg.gamma * nxt
@@ -288,16 +305,16 @@ def event_metrics(
             if len(hits):
                 caught += 1
                 leads.append(t0 - int(hits[0]))
-        onset_arr = np.array(onsets)
         for t in np.flatnonzero(a):
             alarms += 1
+            # true if the arm violates now or within the window, in the same episode
+            end = t + window + 1
+            cut = np.flatnonzero(d[t:end])
+            if len(cut):
+                end = t + cut[0] + 1
             violating_now = t > 0 and c[t - 1] and episode_start[t] < t
-            ahead = len(onset_arr) and (
-                (
-                    (onset_arr >= t) & (onset_arr <= t + window) & (episode_start[onset_arr] <= t)
-                ).any()
-            )
-            true_alarms += bool(violating_now or ahead)
+            true_alarms += bool(violating_now or c[t:end].any())
+
     return {
         "events": events,
         "recall": caught / max(events, 1),
@@ -338,7 +355,8 @@ class TrainReflexJob:
 
     task: dict[str, Any] = field(default_factory=dict)
     algo: dict[str, Any] = field(default_factory=dict)
-    safety: str = "arm"  # configs/safety/<name>.yaml: keep-out regions, profile
+    # safety=<name>: configs/safety/<name>.yaml (profile, keep-out regions); default arm
+    safety: dict[str, Any] | None = None
     num_envs: int = 48
     steps: int = 3000  # vector steps of training rollouts (plus a fifth for validation)
     seed: int = 0
@@ -357,9 +375,9 @@ def run_train_reflex(job: TrainReflexJob, console=None) -> dict[str, Any]:
 
     console = console or Console()
     cfg = build_config(ReflexConfig, job.algo, where="algo")
-    task = job.task.get("name") or "arm_push"
-    safety = SafetyConfig.load(job.safety)
-    out = Path(job.out or f"runs/reflex_{task}")
+    task = load_task_config(job.task.get("name") or "arm_push", job.task)
+    safety = SafetyConfig.load(job.safety or "arm")
+    out = Path(job.out or f"runs/reflex_{task.name}")
     train = collect(task, job.num_envs, job.steps, job.seed, safety)
     val = collect(task, job.num_envs, max(job.steps // 5, 3), job.seed + 1, safety)
     console.print(
@@ -370,8 +388,9 @@ def run_train_reflex(job: TrainReflexJob, console=None) -> dict[str, Any]:
     threshold = pick_threshold(r, val.cost, val.last, cfg)
     metrics = event_metrics(r, val.cost, val.last, threshold, cfg.window, cfg.min_lead)
     meta = {
-        "task": task,
-        "safety": job.safety,
+        "task": task.name,
+        "task_config": asdict(task),
+        "safety": asdict(safety),
         "in_dim": int(train.x.shape[-1]),
         "hidden": list(cfg.hidden),
         "threshold": threshold,
@@ -422,6 +441,13 @@ class EvalReflexJob:
     threshold: float | None = None  # default: the checkpoint's
     out: str | None = None  # default <checkpoint>/../eval: reflex_eval.json and .png
 
+    def __post_init__(self) -> None:
+        for key in ("num_envs", "steps"):
+            if getattr(self, key) < 3:
+                raise ConfigError(f"{key} must be >= 3, got {getattr(self, key)}")
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
+
 
 def run_eval_reflex(job: EvalReflexJob, console=None) -> dict[str, Any]:
     from rich.console import Console
@@ -434,9 +460,9 @@ def run_eval_reflex(job: EvalReflexJob, console=None) -> dict[str, Any]:
         raise ConfigError("eval reflex needs checkpoint=DIR")
     critic, meta = load_reflex(job.checkpoint)
     cfg = build_config(ReflexConfig, meta["algo"], where=f"{job.checkpoint}/config.json algo")
-    data = collect(
-        meta["task"], job.num_envs, job.steps, job.seed, SafetyConfig.load(meta["safety"])
-    )
+    task = load_task_config(meta["task"], meta.get("task_config"))
+    data = collect(task, job.num_envs, job.steps, job.seed, SafetyConfig.load(meta["safety"]))
+
     threshold = meta["threshold"] if job.threshold is None else job.threshold
     r = risks(critic, data)
     out = event_metrics(r, data.cost, data.last, threshold, cfg.window, cfg.min_lead)
@@ -444,7 +470,7 @@ def run_eval_reflex(job: EvalReflexJob, console=None) -> dict[str, Any]:
     sweep = [
         {"threshold": float(th)}
         | event_metrics(r, data.cost, data.last, float(th), cfg.window, cfg.min_lead)
-        for th in np.linspace(0.02, 0.6, 30)
+        for th in np.linspace(0.02, 0.9, 45)
     ]
     out["sweep"] = sweep
     where = Path(job.out) if job.out else Path(job.checkpoint).parent / "eval"

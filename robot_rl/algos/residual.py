@@ -255,9 +255,9 @@ class ResidualLearner:
         if self.cfg.entropy and explore > 0:
             return self.actor.sample(self.norm(state), base_action.to(self.device), self.gen)[2]
         action = self.actor(self.norm(state), base_action.to(self.device))
-        if explore > 0:
+        if explore > 0:  # (frozen dimensions, bound 0, stay at the base action)
             noise = torch.randn(action.shape, generator=self.gen, device=self.device) * explore
-            action = (action + noise).clamp(-1.0, 1.0)
+            action = (action + noise * self.actor.active).clamp(-1.0, 1.0)
         return action
 
     def update(self, batch: dict[str, torch.Tensor], train_actor: bool) -> dict[str, float]:
@@ -272,7 +272,8 @@ class ResidualLearner:
                 q_next = self.critic_target(ns, a_next) - alpha * logp_next[None]
             else:  # TD3: the target actor, smoothed
                 a_next = self.actor_target(ns, batch["next_base_action"])
-                a_next = smoothed_action(a_next, cfg.target_noise, cfg.target_noise_clip, self.gen)
+                smooth = smoothed_action(a_next, cfg.target_noise, cfg.target_noise_clip, self.gen)
+                a_next = torch.where(self.actor.active, smooth, a_next)
                 q_next = self.critic_target(ns, a_next)
             target = ensemble_target(
                 q_next,
@@ -367,6 +368,7 @@ def collect_and_learn(
         explore = cfg.warmup_noise if warm else cfg.explore_std
         if warm:  # the base with noise: the residual has not learned anything yet
             noise = torch.randn(base_action.shape, generator=learner.gen, device=learner.device)
+            noise = noise * learner.actor.active  # frozen dimensions stay at the base action
             action = (base_action + explore * noise).clamp(-1.0, 1.0)
         else:
             action = learner.act(obs["state"], base_action, explore)

@@ -34,8 +34,8 @@ class SimSafety:
     def __init__(
         self, chain: SafetyChain, env: ArmEnv, meter: ViolationMeter | None = None
     ) -> None:
-        """With ``meter``, violations are counted on the state each command starts from (the
-        state the previous step left, a fresh episode's first state included)."""
+        """With ``meter``, violations are counted on the state every step reaches (terminal
+        states included, the env's ``step_observer``)."""
         if not isinstance(env, ArmEnv):
             raise ConfigError(
                 f"the safety chain runs in the arm tasks, not in {type(env).__name__}"
@@ -43,6 +43,8 @@ class SimSafety:
         self.chain, self.env, self.meter = chain, env, meter
         self.now = 0.0
         env.command_filter = self
+        if meter is not None:
+            env.step_observer = lambda _env: meter.update()
 
     def summary(self) -> dict[str, float]:
         """Intervention rates per component and, with a meter, violations per 1000 steps."""
@@ -52,8 +54,6 @@ class SimSafety:
         return out
 
     def __call__(self, env: ArmEnv, command: torch.Tensor) -> torch.Tensor:
-        if self.meter is not None:  # the state the last step left (before this command acts)
-            self.meter.update()
         q, dq = (x.cpu().numpy() for x in env.command_joints)
         fresh = np.flatnonzero(env.episode_step.cpu().numpy() == 0)
         self.chain.reset_rows(fresh, q)
@@ -64,6 +64,7 @@ class SimSafety:
 
     def detach(self) -> None:
         self.env.command_filter = None
+        self.env.step_observer = None
 
 
 @dataclass

@@ -46,7 +46,7 @@ def compose_config(command: str, overrides: list[str]) -> DictConfig:
         raise ConfigError(_one_line(e)) from None
 
 
-GROUPS = ("task", "policy", "algo")
+GROUPS = ("task", "policy", "algo", "safety")
 
 
 def _group_choices(overrides: list[str]) -> list[str]:

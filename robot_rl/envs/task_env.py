@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from abc import abstractmethod
+from collections.abc import Callable
 
 import torch
 
@@ -45,6 +46,9 @@ class TaskEnv(VecEnv):
         self._action_hist = torch.zeros(n, k + 1, action_dim, device=dev)
         self._delay = torch.zeros(n, dtype=torch.long, device=dev)
         self.episode_step = torch.zeros(n, dtype=torch.long, device=dev)
+        self.step_observer: Callable[[TaskEnv], None] | None = None
+        """Called after the physics of every step, before finished envs reset: sees the state
+        each step reached, terminal ones included (e.g. a hard-limit violation counter)."""
         self.episode_return = torch.zeros(n, device=dev)
         self._instruction = torch.zeros(n, dtype=torch.long, device=dev)
         self._all = torch.arange(n, device=dev)
@@ -130,6 +134,8 @@ class TaskEnv(VecEnv):
         self._apply_action(applied)
         self.backend.step(self.substeps)
         self._after_physics()
+        if self.step_observer is not None:  # the state this step reached, before any reset
+            self.step_observer(self)
         self.episode_step += 1
 
         success = self._success()

@@ -231,3 +231,12 @@ def test_per_dimension_scales_need_one_value_per_action():
 
     with pytest.raises(ConfigError, match="needs 1 or 3"):
         ResidualActor(obs_dim=4, action_dim=3, scale=[0.1, 0.2])
+
+
+def test_frozen_dimensions_get_no_exploration_noise():
+    cfg = ResidualConfig(action_scale_per_dim=[0.1, 0.0, 0.2], hidden=(16,), critic_heads=2)
+    learner = ResidualLearner(4, 3, cfg)
+    state, base = torch.randn(256, 4), torch.rand(256, 3) * 1.6 - 0.8
+    action = learner.act(state, base, explore=0.3)
+    torch.testing.assert_close(action[:, 1], base[:, 1])  # exactly the base action
+    assert (action[:, 0] - base[:, 0]).abs().max() > 0.1  # the free ones do explore
