@@ -318,7 +318,9 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
             console.print(
                 "  safety chain: violations per 1000 steps "
                 + ", ".join(
-                    f"{k[11:]} {v:.2f}" for k, v in r.safety.items() if k.startswith("violations/")
+                    f"{k.removeprefix('violations/')} {v:.2f}"
+                    for k, v in r.safety.items()
+                    if k.startswith("violations/")
                 )
                 + f"; most active filter {busiest} ({rates.get(busiest, 0):.0%} of steps)"
             )

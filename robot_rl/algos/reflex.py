@@ -9,8 +9,9 @@ the step crosses a hard limit (joint limits, workspace box, keep-out regions; jo
 a reflex's job: the rate limiter bounds it exactly).
 
 Training: a twin critic, cross-entropy toward the pessimistic target
-``y = c + (1 - c) · (1 - last) · gamma · max(Q1', Q2')(s', a')`` with the recorded next command
-``a'`` (SARSA: the risk under the behaviour that generated the data), terminal at a violation.
+``y = c + (1 - c) · gamma · max(Q1', Q2')(s', a')`` with the recorded next command
+``a'`` (SARSA: the risk under the behaviour that generated the data), terminal at a violation;
+the last step of an episode that ends without a violation is left out (nothing to bootstrap from).
 
 Evaluation on held-out rollouts, per violation *event* (the first step of a run of violating
 steps, runs less than 10 safe steps apart merged): recall = events with an alarm 3..H steps
@@ -21,6 +22,7 @@ window to the event.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from dataclasses import asdict, dataclass, field
@@ -143,40 +145,40 @@ def collect(
     obs = env.reset(seed=seed)
     previous = env.command_joints[0].cpu().numpy()  # the last command, per env
     xs, costs, lasts = [], [], []
-    bar_ctx = progress_bar("info") if progress else None
+    violating = 0
     try:
-        bar = bar_ctx.__enter__() if bar_ctx else None
-        job = bar.add_task("reflex rollouts", total=steps, info="") if bar else None
-        for _ in range(steps):
-            q, dq = (x.cpu().numpy() for x in env.command_joints)
-            actions = torch.where(
-                (kind == 0)[:, None],
-                expert(obs),
-                torch.where(
-                    (kind == 1)[:, None],
-                    torch.rand((num_envs, 7), generator=gen) * 2 - 1,
-                    diver(obs),
-                ),
-            )
-            obs, _, terminated, truncated, _ = env.step(actions)
-            command = commands.pop().cpu().numpy()
-            cost = reached.pop()
-            done = terminated | truncated
-            xs.append(features(q, dq, command, previous).astype(np.float32))
-            previous = command.copy()
-            costs.append(cost.numpy())
-            lasts.append(done.cpu().numpy())
-            if done.any():
-                ids = done.nonzero().flatten()
-                expert.reset(ids)
-                diver.reset(ids.cpu())
-                fresh = env.command_joints[0].cpu().numpy()  # a new episode: no momentum
-                previous[ids.cpu().numpy()] = fresh[ids.cpu().numpy()]
-            if bar:
-                bar.update(job, advance=1, info=f"violating {np.mean(costs):.1%} of steps")
+        with progress_bar("info") if progress else contextlib.nullcontext() as bar:
+            job = bar.add_task("reflex rollouts", total=steps, info="") if bar else None
+            for step in range(steps):
+                q, dq = (x.cpu().numpy() for x in env.command_joints)
+                actions = torch.where(
+                    (kind == 0)[:, None],
+                    expert(obs),
+                    torch.where(
+                        (kind == 1)[:, None],
+                        torch.rand((num_envs, 7), generator=gen) * 2 - 1,
+                        diver(obs),
+                    ),
+                )
+                obs, _, terminated, truncated, _ = env.step(actions)
+                command = commands.pop().cpu().numpy()
+                cost = reached.pop().numpy()
+                done = (terminated | truncated).cpu().numpy()
+                xs.append(features(q, dq, command, previous).astype(np.float32))
+                previous = command.copy()
+                costs.append(cost)
+                lasts.append(done)
+                violating += int(cost.sum())
+                if done.any():
+                    ids = np.flatnonzero(done)
+                    expert.reset(torch.as_tensor(ids, device=env.device))
+                    diver.reset(torch.as_tensor(ids))
+                    fresh = env.command_joints[0].cpu().numpy()  # a new episode: no momentum
+                    previous[ids] = fresh[ids]
+                if bar:
+                    share = violating / ((step + 1) * num_envs)
+                    bar.update(job, advance=1, info=f"violating {share:.1%} of steps")
     finally:
-        if bar_ctx:
-            bar_ctx.__exit__(None, None, None)
         env.close()
     behaviour = np.broadcast_to(kind.numpy(), (steps, num_envs)).copy()
     return Rollouts(np.stack(xs), np.stack(costs), np.stack(lasts), behaviour)
@@ -227,15 +229,15 @@ def train_critic(data: Rollouts, cfg: ReflexConfig, seed: int = 0, progress: boo
     optim = torch.optim.Adam(critic.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(seed)
     losses = []
-    ctx = progress_bar("info") if progress else None
-    bar = ctx.__enter__() if ctx else None
-    job = bar.add_task("training the reflex critic", total=cfg.updates, info="") if bar else None
-    try:
+    with progress_bar("info") if progress else contextlib.nullcontext() as bar:
+        job = (
+            bar.add_task("training the reflex critic", total=cfg.updates, info="") if bar else None
+        )
         for step in range(cfg.updates):
             idx = usable[torch.randint(0, len(usable), (cfg.batch_size,), generator=gen)]
             with torch.no_grad():
                 nxt = torch.sigmoid(target_net.logits(x_next[idx])).max(0).values  # pessimistic
-                y = cost[idx] + (1 - cost[idx]) * (1 - last[idx]) * cfg.gamma * nxt
+                y = cost[idx] + (1 - cost[idx]) * cfg.gamma * nxt  # (no episode end sampled)
             logits = critic.logits(x[idx])
             loss = F.binary_cross_entropy_with_logits(logits, y.expand_as(logits))
             optim.zero_grad(set_to_none=True)
@@ -247,9 +249,6 @@ def train_critic(data: Rollouts, cfg: ReflexConfig, seed: int = 0, progress: boo
             losses.append(float(loss.detach()))
             if bar and step % 50 == 0:
                 bar.update(job, completed=step + 1, info=f"loss {np.mean(losses[-50:]):.4f}")
-    finally:
-        if ctx:
-            ctx.__exit__(None, None, None)
     return critic.eval(), losses
 
 

@@ -21,8 +21,6 @@ def attach_safety(env, safety: dict | str) -> SimSafety:
     from robot_rl.safety import build_chain
 
     cfg = SafetyConfig.load(safety)
-    if not isinstance(env, ArmEnv):
-        raise ConfigError("the safety chain runs in the arm tasks only")
     return SimSafety(build_chain(cfg.profile, cfg), env, ViolationMeter(env, cfg))
 
 

@@ -34,7 +34,7 @@ from robot_rl.safety.base import (
     make_report,
     unchanged,
 )
-from robot_rl.safety.kinematics import SerialChain
+from robot_rl.safety.kinematics import SerialChain, pull_back
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,8 @@ class ArmCBF(Filter):
                 q, cmd = state.q[ok, :dof], applied[ok, :dof]
                 inside = self.clearance(cmd) < 0
                 if inside.any():
-                    applied[ok[inside], :dof] = self.pull_back(q[inside], cmd[inside])
+                    start, delta = q[inside], cmd[inside] - q[inside]
+                    applied[ok[inside], :dof] = pull_back(start, delta, self._intrusion)
         if (applied != a)[~fail].any():
             reasons.append("step would bring the hand into an obstacle or past a limit")
         if fail.any():
@@ -301,6 +302,10 @@ class ArmCBF(Filter):
             axis=-1, initial=np.inf
         )
 
+    def _intrusion(self, q: np.ndarray) -> np.ndarray:
+        """How deep ``(N,)`` the hand at poses ``q`` is in a region (0 when clear), m."""
+        return np.maximum(-self.clearance(q), 0.0)
+
     def clear_one(self, a: list[float]) -> bool:
         """:meth:`clearance` ``>= 0`` for one pose, in Python floats."""
         _, _, (tx, ty, tz), r = self.chain._frames_one(a)
@@ -315,15 +320,3 @@ class ArmCBF(Filter):
                 if not (px - cx) ** 2 + (py - cy) ** 2 + (pz - cz) ** 2 >= rad * rad:
                     return False
         return True
-
-    def pull_back(self, q: np.ndarray, cmd: np.ndarray, steps: int = 16) -> np.ndarray:
-        """The farthest of ``steps`` points from ``q`` toward ``cmd`` ``(M, dof)`` whose hand,
-        and that of every point before it, is clear; from a pose that is not clear, the point
-        with the most clearance (never deeper in)."""
-        grid = np.linspace(0.0, 1.0, steps + 1)
-        pts = q[:, None] + grid[None, :, None] * (cmd - q)[:, None]
-        m, k = pts.shape[:2]
-        h = self.clearance(pts.reshape(m * k, -1)).reshape(m, k)
-        prefix = np.cumprod(h >= 0, axis=1).sum(axis=1) - 1
-        pick = np.where(prefix >= 0, prefix, h.argmax(axis=1))
-        return pts[np.arange(m), pick]

@@ -343,8 +343,7 @@ class SafetyChain:
         """Filter one tick, commit it to every component, remember it and count it."""
         state = self.with_memory(state)
         applied, reports = self.filter(state, action)
-        for f in self.filters:
-            f.commit(state, applied)
+        self.commit(state, applied)
         if self.last_command is not None and self.last_command.shape == applied.shape:
             self.last_velocity = (applied - self.last_command) / self.space.dt
         self.last_command = applied.copy()
@@ -352,6 +351,7 @@ class SafetyChain:
         return applied, reports
 
     def commit(self, state: SafetyState, applied: np.ndarray) -> None:
+        """Every component's commit (``step`` does it; a caller filtering by hand may too)."""
         for f in self.filters:
             f.commit(state, applied)
 

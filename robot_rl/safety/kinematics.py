@@ -8,6 +8,7 @@ gives the tool point's offset in the last joint's frame. Revolute joints only (a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -182,6 +183,26 @@ class SerialChain:
             return np.array(cols).T[None], np.array([[tx, ty, tz]])
         origins, axes, tool, _ = self.frames_of(np.asarray(q, float)[:, : self.dof])
         return np.cross(axes, tool[:, None, :] - origins).transpose(0, 2, 1), tool
+
+
+def pull_back(
+    start: np.ndarray,
+    delta: np.ndarray,
+    violation: Callable[[np.ndarray], np.ndarray],
+    steps: int = 16,
+) -> np.ndarray:
+    """The farthest of ``steps`` evenly spaced poses on ``start + s · delta`` (``(M, J)`` each,
+    ``s`` in [0, 1]) whose ``violation`` (``(K, J) -> (K,)``, > 0 outside), and that of every
+    pose before it, is 0; when ``start`` itself violates, the least violating pose (never
+    deeper in)."""
+    grid = np.linspace(0.0, 1.0, steps + 1)
+    pts = start[:, None] + grid[None, :, None] * delta[:, None]  # (M, S, J)
+    m, k = pts.shape[:2]
+    viol = violation(pts.reshape(m * k, -1)).reshape(m, k)
+    # last index of the leading run of allowed poses; -1 when the start violates
+    prefix = np.cumprod(viol <= 0, axis=1).sum(axis=1) - 1
+    pick = np.where(prefix >= 0, prefix, viol.argmin(axis=1))
+    return pts[np.arange(m), pick]
 
 
 def _mul(a, b) -> tuple[float, ...]:

@@ -16,7 +16,7 @@ from robot_rl.safety.base import (
     make_report,
     unchanged,
 )
-from robot_rl.safety.kinematics import SerialChain
+from robot_rl.safety.kinematics import SerialChain, pull_back
 
 
 def wrap_angle(x: np.ndarray) -> np.ndarray:
@@ -72,7 +72,6 @@ class WorkspaceBox(Filter):
         span = (np.asarray(upper, float) - np.asarray(lower, float))[: chain.dof]
         self.continuous = span >= 2 * np.pi
         self.dim = len(lower)
-        self.grid = np.linspace(0.0, 1.0, self.steps + 1)
         self._low, self._high = self.low.tolist(), self.high.tolist()
         self.yaw = None
         if yaw_range is not None:
@@ -126,14 +125,7 @@ class WorkspaceBox(Filter):
                 r, target = ref[outside, :dof], a[outside, :dof]
                 d = target - r
                 d[:, self.continuous] = wrap_angle(d[:, self.continuous])
-                pts = r[:, None] + self.grid[None, :, None] * d[:, None]  # (M, S, dof)
-                m, s = pts.shape[:2]
-                viol = self._violation_of(pts.reshape(m * s, dof)).reshape(m, s)
-                inside = viol <= 0
-                # last index of the leading run of inside points, -1 when the reference is out
-                prefix = np.cumprod(inside, axis=1).sum(axis=1) - 1
-                pick = np.where(prefix >= 0, prefix, viol.argmin(axis=1))
-                applied[outside, :dof] = pts[np.arange(m), pick]
+                applied[outside, :dof] = pull_back(r, d, self._violation_of, self.steps)
         if fail.any():
             applied[fail] = self.fallback(state)[fail]
             reasons.append("non-finite command or reference")
