@@ -1,0 +1,308 @@
+"""``safety_node``: the only node that commands the hardware.
+
+Each policy action (``action_raw``) is turned into the joint command, run through the safety
+chain (``configs/safety``) and published at once to the controllers' command topics
+(ros2_control ForwardCommandControllers: ``Float64MultiArray``). A watchdog timer, four times
+the control rate, publishes the chain's safe action (hold) once the last action is older than
+the watchdog timeout, and keeps commanding while no actions come. The deploy mode machine
+(idle → ramp to the default pose → hold → policy, damping on faults, latched e-stop) decides what
+is commanded; ``/estop`` (``std_msgs/Bool`` true) latches the e-stop and only ``~/reset`` (true)
+clears it. ``/diagnostics`` reports the mode and every intervention.
+
+A managed (lifecycle) node: nothing is published before activation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from robot_rl.core.errors import ConfigError
+from robot_rl.core.profile import load_profile
+from robot_rl.deploy.arm import FINGERS, EeDeltaCommand, command_topics, joint_arrays
+from robot_rl.deploy.msgs import (
+    Bool,
+    DiagnosticArray,
+    DiagnosticStatus,
+    Float64MultiArray,
+    Header,
+    JointState,
+    KeyValue,
+    String,
+)
+from robot_rl.deploy.node import NodeLogic, Out, Port, episode_event
+from robot_rl.deploy.qos import COMMAND, LATCHED, STATE
+from robot_rl.safety import SafetyConfig, SafetyState, build_chain
+from robot_rl.safety.chain import build_fallback
+from robot_rl.safety.modes import DAMPED, Mode, ModeMachine
+
+
+class SafetyNode(NodeLogic):
+    """Parameters: ``profile``, ``safety`` (a ``configs/safety`` name or path),
+    ``action_mode`` (``ee_delta``: the arm tasks' end-effector action; ``joint``: the action is
+    the joint command itself), ``ik_damping``, ``watchdog_timeout_s`` (0: the safety config's),
+    ``ramp_s``, ``autostart`` (ramp to the default pose on activation), ``engage`` (hand over to
+    the policy once holding; else wait for ``~/engage``), topic names, ``reset_topic``."""
+
+    default_name = "safety_node"
+    lifecycle = True
+    parameters: dict[str, Any] = {
+        "profile": "arm",
+        "safety": "arm",
+        "action_mode": "ee_delta",
+        "ik_damping": 0.05,
+        "watchdog_timeout_s": 0.0,
+        "ramp_s": 1.0,
+        "autostart": True,
+        "engage": False,
+        "action_topic": "/policy_node/action_raw",
+        "joint_states_topic": "/joint_states",
+        "estop_topic": "/estop",
+        "diagnostics_hz": 2.0,
+        "reset_topic": "",
+    }
+
+    def __init__(self, params=None, clock=None) -> None:
+        super().__init__(params, clock)
+        p = self.params
+        self.profile = load_profile(p["profile"])
+        cfg = SafetyConfig.load(p["safety"])
+        if p["watchdog_timeout_s"] > 0:
+            cfg = replace(cfg, watchdog_timeout_s=p["watchdog_timeout_s"])
+        if "watchdog" not in cfg.chain:
+            raise ConfigError(f"safety config {p['safety']!r} has no watchdog in its chain")
+        self.cfg = cfg
+        self.chain = build_chain(self.profile, cfg)
+        space = self.chain.space
+        self.period = space.dt
+        self.timeout = cfg.watchdog_timeout_s
+        if p["action_mode"] == "ee_delta":
+            self.mapper = EeDeltaCommand(self.profile, self.period, p["ik_damping"])
+        elif p["action_mode"] != "joint":
+            raise ConfigError(
+                f"action_mode must be 'ee_delta' or 'joint', got {p['action_mode']!r}"
+            )
+        else:
+            self.mapper = None
+        self.modes = ModeMachine(
+            build_fallback(self.profile, cfg, space), space.default, p["ramp_s"]
+        )
+        self.joint_names = [*self.profile.joint_names, FINGERS[0]]
+        arm, gripper = command_topics(self.profile)
+        self.publishers = {
+            "arm": Port(arm, Float64MultiArray, COMMAND),
+            "gripper": Port(gripper, Float64MultiArray, COMMAND),
+            "diagnostics": Port("/diagnostics", DiagnosticArray, STATE),
+            "mode": Port("~/mode", String, LATCHED),
+        }
+        subs = {}
+        if p["reset_topic"]:
+            subs["reset_event"] = Port(p["reset_topic"], String, STATE)
+        subs |= {
+            "estop": Port(p["estop_topic"], Bool, LATCHED),
+            "reset": Port("~/reset", Bool, STATE),
+            "engage": Port("~/engage", Bool, STATE),
+            "joints": Port(p["joint_states_topic"], JointState, STATE),
+            "action": Port(p["action_topic"], Float64MultiArray, COMMAND),
+        }
+        self.subscriptions = subs
+        self.timers = {"watch": self.period / 4, "diagnostics": 1.0 / p["diagnostics_hz"]}
+        self.q = self.dq = None
+        self.joints_time = -np.inf
+        self.action: np.ndarray | None = None
+        self.action_time: float | None = None
+        self.last_publish = -np.inf
+        self.reset_pending = False
+        self.status = ("starting", DiagnosticStatus.WARN)
+        self.counts: dict[str, int] = {}
+        self.held_since: float | None = None
+        """When the current watchdog hold began (None: not holding)."""
+
+    # lifecycle ----------------------------------------------------------------------------
+    def activate(self) -> Out:
+        if self.params["autostart"]:
+            self.modes.start()
+        return [("mode", String(data=self.modes.mode.value))]
+
+    def deactivate(self) -> Out:
+        """Hold the last command (or the measured pose) on the way out."""
+        if self.q is None:
+            return []
+        return self._publish(
+            self._state(self.clock.now()), self.modes.damp(self._state(self.clock.now()))
+        )
+
+    # inputs -------------------------------------------------------------------------------
+    def on_reset_event(self, msg: String) -> Out:
+        if episode_event(msg) == "start":
+            self.reset_pending = True
+
+    def on_estop(self, msg: Bool) -> Out:
+        if msg.data:
+            self.modes.estop()
+            return self._command(self.clock.now()) + self._mode_out()
+
+    def on_reset(self, msg: Bool) -> Out:
+        if msg.data and self.modes.reset():
+            if self.params["autostart"]:
+                self.modes.start()
+            return self._mode_out()
+
+    def on_engage(self, msg: Bool) -> Out:
+        changed = self.modes.engage() if msg.data else self.modes.disengage()
+        return self._mode_out() if changed else []
+
+    def on_joints(self, msg: JointState) -> Out:
+        try:
+            q, dq = joint_arrays(msg, self.joint_names)
+        except ValueError as e:
+            # a malformed reading is no reading: the state goes stale and the chain holds
+            self._count(f"bad joint_states: {e}")
+            return []
+        self.q, self.dq, self.joints_time = q[None], dq[None], self.clock.now()
+        if self.reset_pending and np.isfinite(q).all():
+            # a simulator teleported the robot: its last command is where it now stands
+            self.chain.reset_rows(np.array([0]), self.q)
+            self.reset_pending = False
+            if self.action_time is not None:
+                self.action_time = -np.inf  # the old episode's action is not to be replayed
+
+    def on_action(self, msg: Float64MultiArray) -> Out:
+        self.action = np.asarray(msg.data, float)
+        self.action_time = self.clock.now()
+        if self.modes.mode is Mode.POLICY:
+            return self._command(self.action_time)
+
+    # timers -------------------------------------------------------------------------------
+    def tick_watch(self) -> Out:
+        now = self.clock.now()
+        stale = self.action_time is None or now - self.action_time > self.timeout
+        policy = self.modes.mode is Mode.POLICY
+        if policy and not stale:
+            return []  # the actions drive the ticks
+        first_hold = policy and self.held_since is None
+        if not first_hold and now - self.last_publish < 0.999 * self.period:
+            return []
+        out = self._command(now)
+        if self.modes.mode is Mode.HOLD and self.params["engage"]:
+            self.modes.engage()
+            out += self._mode_out()
+        return out
+
+    def tick_diagnostics(self) -> Out:
+        return [("diagnostics", self._diagnostics())]
+
+    # the command --------------------------------------------------------------------------
+    def _state(self, now: float) -> SafetyState:
+        q = self.q if self.q is not None else np.full((1, len(self.joint_names)), np.nan)
+        return SafetyState(
+            q=q,
+            dq=self.dq,
+            now=now,
+            stamp=self.joints_time,
+            command_stamp=self.action_time,
+        )
+
+    def _proposal(self, state: SafetyState) -> np.ndarray:
+        """The policy's action as a joint command ``(1, A)`` (NaN when there is none)."""
+        if self.action is None:
+            return np.full((1, len(self.joint_names)), np.nan)
+        if self.mapper is None:
+            return self.action[None]
+        last = self.chain.last_command
+        if self.action.shape != (7,) or not np.isfinite(state.q).all():
+            return np.full((1, 7), np.nan)  # the chain fails closed on it
+        return self.mapper(state.q[0], self.action, None if last is None else last[0])[None]
+
+    def _command(self, now: float) -> Out:
+        if self.q is None:
+            self.status = (
+                f"waiting for {self.params['joint_states_topic']}",
+                DiagnosticStatus.WARN,
+            )
+            return []
+        state = self._state(now)
+        before = self.modes.mode
+
+        def policy() -> np.ndarray:
+            applied, reports = self.chain.step(state, self._proposal(state))
+            self._note(reports, now)
+            return applied
+
+        if self.modes.mode in (Mode.RAMP, Mode.HOLD):
+            # the ramp and the hold pose pass the chain too (limits, rate, keep-out regions)
+            target, _ = self.modes.tick(state, lambda: None)
+            applied, reports = self.chain.step(replace(state, command_stamp=now), target)
+            self._note(reports, now)
+        else:
+            applied, report = self.modes.tick(state, policy)
+            if self.modes.mode in DAMPED:
+                # the chain resumes from what the damped robot was commanded
+                self.chain.last_command, self.chain.last_velocity = applied.copy(), None
+                self.status = (report.reason, DiagnosticStatus.ERROR)
+        out = self._publish(state, applied)
+        if self.modes.mode is not before:
+            out += self._mode_out()
+        return out
+
+    def _note(self, reports, now: float) -> None:
+        """Keep the status, the hold start and per-cause counts from the chain's reports."""
+        failed = [r for r in reports if bool(r.fail_closed.any())]
+        changed = [r for r in reports if bool(r.intervened.any())]
+        for r in changed:
+            self._count(f"{r.component}: {r.reason}")
+        watchdog = any(r.component == "watchdog" for r in failed)
+        if watchdog and self.held_since is None:
+            self.held_since = now
+        elif not watchdog:
+            self.held_since = None
+        mode = self.modes.mode.value
+        if failed:
+            why = "; ".join(f"{r.component}: {r.reason}" for r in failed)
+            self.status = (f"{mode}: safe action ({why})", DiagnosticStatus.ERROR)
+        elif changed:
+            self.status = (
+                f"{self.modes.mode.value}: limited by {changed[-1].component}",
+                DiagnosticStatus.OK,
+            )
+        else:
+            self.status = (self.modes.mode.value, DiagnosticStatus.OK)
+
+    def _count(self, key: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def _publish(self, state: SafetyState, applied: np.ndarray) -> Out:
+        cmd = np.asarray(applied, float)[0]
+        self.last_publish = state.now
+        return [
+            ("arm", Float64MultiArray(data=[float(x) for x in cmd[:-1]])),
+            ("gripper", Float64MultiArray(data=[float(cmd[-1])])),
+        ]
+
+    def _mode_out(self) -> Out:
+        return [("mode", String(data=self.modes.mode.value)), ("diagnostics", self._diagnostics())]
+
+    def _diagnostics(self) -> DiagnosticArray:
+        message, level = self.status
+        if self.modes.mode is Mode.ESTOP:
+            message, level = (
+                "e-stop latched (publish true on ~/reset to clear)",
+                DiagnosticStatus.ERROR,
+            )
+        values = [
+            KeyValue(key="mode", value=self.modes.mode.value),
+            KeyValue(
+                key="holding_since",
+                value="" if self.held_since is None else f"{self.held_since:.3f}",
+            ),
+        ] + [KeyValue(key=k, value=str(v)) for k, v in sorted(self.counts.items())]
+        status = DiagnosticStatus(
+            level=level,
+            name=f"robot_rl: {self.default_name}",
+            message=message,
+            hardware_id=self.profile.name,
+            values=values,
+        )
+        return DiagnosticArray(header=Header(stamp=self.clock.stamp()), status=[status])
