@@ -57,7 +57,9 @@ def plot_eval(results: Mapping[str, EvalResult], out: Path) -> list[Path]:
     ci = np.array([results[n].stats.success_ci for n in names])
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(names), 3.2))
     ax.bar(names, rates, color="#4c72b0")
-    ax.errorbar(names, rates, yerr=[rates - ci[:, 0], ci[:, 1] - rates], fmt="none", c="k")
+    # a Wilson bound can miss 0% / 100% by a rounding error: errorbar wants no negative lengths
+    yerr = np.clip([rates - ci[:, 0], ci[:, 1] - rates], 0.0, None)
+    ax.errorbar(names, rates, yerr=yerr, fmt="none", c="k")
     for i, r in enumerate(rates):
         n = results[names[i]].stats.episodes
         inside = r > 0.25  # inside the bar, clear of the interval's whisker

@@ -20,12 +20,13 @@ commands:
   eval      checkpoint=DIR episodes=N                          evaluate a policy: report + video
   eval      reflex checkpoint=DIR                              reflex critic: precision, recall
   pipeline  [task=... policy=...]                              collect → train → eval → runs/<name>/
+  launch    FILE [name:=value ...]                             ROS 2 launch file, without ROS
 
 Overrides use Hydra syntax, e.g. task=arm_pick_place task.randomization.friction=[0.5,1.5]."""
 
 
 def _commands() -> dict[str, Callable[[list[str]], int]]:
-    from robot_rl.cli import collect, dataset, pipeline, tasks, train
+    from robot_rl.cli import collect, dataset, launch, pipeline, tasks, train
     from robot_rl.cli import eval as eval_cmd
 
     return {
@@ -36,6 +37,7 @@ def _commands() -> dict[str, Callable[[list[str]], int]]:
         "train": train.main,
         "eval": eval_cmd.main,
         "pipeline": pipeline.main,
+        "launch": launch.main,
     }
 
 

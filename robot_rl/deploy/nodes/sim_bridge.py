@@ -193,6 +193,8 @@ class SimBridgeNode(NodeLogic):
             "return": float(ep["return"][0]),
         }
         self.results.append(result)
+        outcome = "success" if result["success"] else "failure"
+        self.log(f"episode {self.episode}: {outcome} in {result['length']} steps")
         out: Out = [("episode", self._event("end", **result))]
         self.episode += 1
         self.phase, self.accepting = "announce", False
