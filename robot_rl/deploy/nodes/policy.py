@@ -165,12 +165,14 @@ class PolicyNode(NodeLogic):
             self.pending_tick = self.tick_count
             self.stats["replans"] += 1
         if self.pending is not None:
-            budget = self.params["inference_budget_s"] if need else 0.0
+            # only the tick that asked for the chunk waits for it; later ones just look
+            waits = need and self.tick_count == self.pending_tick
+            budget = self.params["inference_budget_s"] if waits else 0.0
             try:
                 chunk = self.pending.result(timeout=budget)
             except InferenceTimeout:
                 chunk = None
-                if need:
+                if waits:
                     self.stats["late_chunks"] += 1
             if chunk is not None:
                 self.chunk, self.pending = chunk, None

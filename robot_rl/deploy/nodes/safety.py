@@ -116,6 +116,7 @@ class SafetyNode(NodeLogic):
         self.last_publish = -np.inf
         self.reset_pending = False
         self.status = ("starting", DiagnosticStatus.WARN)
+        self.reported_level = -1
         self.counts: dict[str, int] = {}
         self.held_since: float | None = None
         """When the current watchdog hold began (None: not holding)."""
@@ -245,6 +246,8 @@ class SafetyNode(NodeLogic):
         out = self._publish(state, applied)
         if self.modes.mode is not before:
             out += self._mode_out()
+        elif self.status[1] != self.reported_level:
+            out.append(("diagnostics", self._diagnostics()))  # a change is reported at once
         return out
 
     def _note(self, reports, now: float) -> None:
@@ -305,4 +308,5 @@ class SafetyNode(NodeLogic):
             hardware_id=self.profile.name,
             values=values,
         )
+        self.reported_level = level
         return DiagnosticArray(header=Header(stamp=self.clock.stamp()), status=[status])
