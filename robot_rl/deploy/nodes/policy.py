@@ -118,6 +118,7 @@ class PolicyNode(NodeLogic):
     def on_reset(self, msg: String) -> Out:
         if episode_event(msg) == "start":
             self.clear()
+            self.cube = self.goal = None  # the last episode's objects are gone
         return []
 
     def on_cube(self, msg: PoseStamped) -> Out:

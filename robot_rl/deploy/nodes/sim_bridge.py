@@ -223,9 +223,10 @@ class SimBridgeNode(NodeLogic):
             velocity=[float(x) for x in dq[0, :-1]] + [finger_vel, finger_vel],
             effort=[],
         )
+        # the poses first: a policy acts on /joint_states and must have this tick's poses by then
         return [
-            ("joints", joints),
-            ("ee", pose_msg(header, env.tcp_pos[0].numpy(), env.tcp_mat[0].numpy())),
             ("cube", pose_msg(header, env.cube_pos[0].numpy(), env.cube_mat[0].numpy())),
             ("goal", pose_msg(header, env.goal[0].numpy(), np.eye(3))),
+            ("ee", pose_msg(header, env.tcp_pos[0].numpy(), env.tcp_mat[0].numpy())),
+            ("joints", joints),
         ]
