@@ -65,20 +65,47 @@ def quat_matrix(w: float, x: float, y: float, z: float) -> np.ndarray:
 
 
 def joint_arrays(msg: JointState, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and velocities of ``names`` from a JointState (any order, extra joints
+    """Positions and velocities of ``names`` from one JointState (any order, extra joints
     ignored); a missing joint raises ``ValueError``, missing velocities read as NaN."""
-    index = {n: i for i, n in enumerate(msg.name)}
-    missing = [n for n in names if n not in index]
-    if missing:
-        raise ValueError(f"joint_states lacks joints {missing}")
-    ids = [index[n] for n in names]
-    pos = np.asarray(msg.position, float)
-    vel = np.asarray(msg.velocity, float)
-    if len(pos) != len(msg.name):
-        raise ValueError(f"joint_states has {len(msg.name)} names but {len(pos)} positions")
-    q = pos[ids]
-    dq = vel[ids] if len(vel) == len(msg.name) else np.full(len(ids), np.nan)
-    return q, dq
+    cache = JointCache(names)
+    cache.update(msg)
+    q, dq = cache.arrays()
+    return q, np.full(len(q), np.nan) if dq is None else dq
+
+
+class JointCache:
+    """The latest reading of each named joint, merged over ``JointState`` messages (a gripper's
+    driver may publish its own). A message with the wrong number of positions or velocities
+    raises ``ValueError`` and changes nothing."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.pos: dict[str, float] = {}
+        self.vel: dict[str, float] = {}
+
+    def update(self, msg: JointState) -> None:
+        n = len(msg.name)
+        if len(msg.position) != n:
+            raise ValueError(f"joint_states has {n} names but {len(msg.position)} positions")
+        if len(msg.velocity) not in (0, n):
+            raise ValueError(f"joint_states has {n} names but {len(msg.velocity)} velocities")
+        for i, name in enumerate(msg.name):
+            self.pos[name] = float(msg.position[i])
+            if msg.velocity:
+                self.vel[name] = float(msg.velocity[i])
+            else:
+                self.vel.pop(name, None)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Positions ``(J,)`` of ``names``; velocities ``(J,)``, or None when a driver does not
+        report them. ``ValueError`` while a joint has never been read."""
+        missing = [n for n in self.names if n not in self.pos]
+        if missing:
+            raise ValueError(f"joint_states lacks joints {missing}")
+        q = np.array([self.pos[n] for n in self.names])
+        if any(n not in self.vel for n in self.names):
+            return q, None
+        return q, np.array([self.vel[n] for n in self.names])
 
 
 class ArmObservation:
@@ -99,9 +126,18 @@ class ArmObservation:
         self.index = np.array([STATE_NAMES.index(n) for n in names])
         self.needs_objects = any(n.startswith(("cube", "goal", "tcp_to_cube")) for n in names)
 
-    def __call__(self, joints: JointState, cube: Pose | None, goal: Pose | None) -> np.ndarray:
-        """The state ``(D,)`` float64; ``cube``/``goal`` may be ``None`` when not read."""
-        q, dq = joint_arrays(joints, [*self.joints, *FINGERS])
+    @property
+    def joint_names(self) -> list[str]:
+        """The joints it reads, in the order of ``q``: the arm's, then both fingers."""
+        return [*self.joints, *FINGERS]
+
+    def __call__(
+        self, q: np.ndarray, dq: np.ndarray | None, cube: Pose | None, goal: Pose | None
+    ) -> np.ndarray:
+        """The state ``(D,)`` float64 from positions / velocities of :attr:`joint_names`
+        (``dq`` None: NaN, which the policy node refuses); ``cube``/``goal`` may be ``None``
+        when the policy does not read them."""
+        dq = np.full(len(q), np.nan) if dq is None else dq
         tcp, mat = self.chain.pose(q[None, :6])
         tcp, mat = tcp[0], mat[0]
         if cube is None or goal is None:

@@ -122,7 +122,12 @@ class DdsHost:
             self._waitset.attach(self._wake)
         self._waitset.wait(max(0, int(timeout * 1e9)))
         for key, (reader, cond) in self.readers.items():
-            for sample in reader.take(N=64, condition=cond):
+            try:
+                samples = reader.take(N=64, condition=cond)
+            except Exception as e:  # noqa: BLE001 — undecodable data is no data
+                self.publish(self.logic.on_exception(key, e))
+                continue
+            for sample in samples:
                 if not getattr(sample.sample_info, "valid_data", True):
                     continue  # instance state changes (a writer left): no data
                 self.publish(self.logic.handle(key, sample))

@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
 
         cls = node_class(executable)
         options = parse_ros_args(rest, cls.default_name)
-        logic = cls(options.params)
+        # `autostart` is the rclpy host's (a managed node activates itself); here it always does
+        logic = cls({k: v for k, v in options.params.items() if k != "autostart"})
         name = options.fqn
         logic.log = lambda text: print(f"{name}: {text}", flush=True)
         host = DdsHost(logic, options)

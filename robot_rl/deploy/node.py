@@ -120,12 +120,26 @@ class NodeLogic:
     def shutdown(self) -> None:
         """Release threads and files."""
 
+    def on_exception(self, key: str, error: Exception) -> Out:
+        """A handler raised: what to publish instead (default: log it, publish nothing).
+        Nodes that command hardware turn this into a fault."""
+        self.log(f"error in {key}: {type(error).__name__}: {error}")
+        return []
+
     # dispatch (hosts call these) ----------------------------------------------------------
     def handle(self, key: str, msg: Any) -> Out:
-        return getattr(self, f"on_{key}")(msg) or []
+        """Run ``on_<key>(msg)``; an exception goes to :meth:`on_exception`, never to the host
+        (the node keeps running)."""
+        try:
+            return getattr(self, f"on_{key}")(msg) or []
+        except Exception as e:  # noqa: BLE001 — one bad message must not stop the node
+            return self.on_exception(key, e)
 
     def tick(self, key: str) -> Out:
-        return getattr(self, f"tick_{key}")() or []
+        try:
+            return getattr(self, f"tick_{key}")() or []
+        except Exception as e:  # noqa: BLE001
+            return self.on_exception(key, e)
 
 
 def _coerce(node: str, key: str, value: Any, default: Any) -> Any:

@@ -55,16 +55,23 @@ def _element_type(cls: type, field: str) -> type | None:
     return None
 
 
+BYTE_TYPES = ("byte", "octet")
+"""rosidl field types whose Python setter wants a 1-byte ``bytes`` (our structs hold an int)."""
+
+
 def to_ros(msg: Any, target: type | None = None) -> Any:
     """Our struct → a ROS message of the same type (recursively)."""
     target = target or ros_class(type(msg))
     out = target()
+    types = target.get_fields_and_field_types()
     for f in dataclasses.fields(msg):
         value = getattr(msg, f.name)
         if dataclasses.is_dataclass(value):
             setattr(out, f.name, to_ros(value, type(getattr(out, f.name))))
         elif isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
             setattr(out, f.name, [to_ros(v) for v in value])
+        elif types.get(f.name) in BYTE_TYPES and isinstance(value, int):
+            setattr(out, f.name, bytes([value]))
         else:
             setattr(out, f.name, value)
     return out
@@ -81,6 +88,8 @@ def from_ros(ros_msg: Any, cls: type) -> Any:
             kwargs[f.name] = from_ros(value, type(default))
         elif (sub := _element_type(cls, f.name)) is not None:
             kwargs[f.name] = [from_ros(v, sub) for v in value]
+        elif isinstance(default, int) and isinstance(value, bytes):
+            kwargs[f.name] = value[0] if value else 0  # a ROS byte field
         elif isinstance(default, bytes):
             kwargs[f.name] = bytes(value)
         elif isinstance(default, list):
@@ -132,13 +141,16 @@ class RclpyHost:
         for key, default in cls.parameters.items():
             self.node.declare_parameter(key, default)
             params[key] = self.node.get_parameter(key).value
+        # nav2's lifecycle-manager convention: a managed node configures and activates itself
+        autostart = self.node.declare_parameter("autostart", True).value
         self.logic = cls(params)
         self.logic.log = self.node.get_logger().info
         self.pubs: dict[str, Any] = {}
         self.active = not cls.lifecycle
         self._timers: list[Any] = []
+        self._subs: list[Any] = []
         if cls.lifecycle:
-            if params.get("autostart", False):
+            if autostart:
                 self.node.trigger_configure()
                 self.node.trigger_activate()
         else:
@@ -151,14 +163,41 @@ class RclpyHost:
             make = n.create_lifecycle_publisher if lifecycle else n.create_publisher
             self.pubs[key] = make(ros_class(port.msg_type), port.topic, to_rclpy(port.qos))
         for key, port in logic.subscriptions.items():
-            n.create_subscription(
-                ros_class(port.msg_type),
-                port.topic,
-                lambda m, k=key, c=port.msg_type: self.publish(logic.handle(k, from_ros(m, c))),
-                to_rclpy(port.qos),
+            self._subs.append(
+                n.create_subscription(
+                    ros_class(port.msg_type),
+                    port.topic,
+                    lambda m, k=key, c=port.msg_type: self._on_message(k, m, c),
+                    to_rclpy(port.qos),
+                )
             )
         for key, period in logic.timers.items():
-            self._timers.append(n.create_timer(period, lambda k=key: self.publish(logic.tick(k))))
+            self._timers.append(n.create_timer(period, lambda k=key: self._on_timer(k)))
+
+    def _on_message(self, key: str, ros_msg: Any, cls: type) -> None:
+        if not self.active:
+            return  # an inactive managed node does not act on its inputs
+        try:
+            msg = from_ros(ros_msg, cls)
+        except Exception as e:  # noqa: BLE001 — a message we cannot read is no message
+            self.publish(self.logic.on_exception(key, e))
+            return
+        self.publish(self.logic.handle(key, msg))
+
+    def _on_timer(self, key: str) -> None:
+        if self.active:
+            self.publish(self.logic.tick(key))
+
+    def _destroy(self) -> None:
+        """Remove every publisher, subscription and timer (lifecycle cleanup)."""
+        n = self.node
+        for sub in self._subs:
+            n.destroy_subscription(sub)
+        for timer in self._timers:
+            n.destroy_timer(timer)
+        for pub in self.pubs.values():
+            n.destroy_publisher(pub)
+        self._subs, self._timers, self.pubs = [], [], {}
 
     def publish(self, out: Out) -> None:
         if not self.active:
@@ -168,7 +207,10 @@ class RclpyHost:
 
     def close(self) -> None:
         if self.active:
-            self.publish(self.logic.deactivate())
+            try:  # the context may already be shut down (Ctrl-C under Jazzy)
+                self.publish(self.logic.deactivate())
+            except Exception as e:  # noqa: BLE001
+                print(f"{self.logic.default_name}: final publish failed: {e}", file=sys.stderr)
         self.logic.shutdown()
         self.node.destroy_node()
 
@@ -196,5 +238,16 @@ def _managed_node_class() -> type:
             self.host.publish(self.host.logic.deactivate())
             self.host.active = False
             return super().on_deactivate(state)
+
+        def on_cleanup(self, state) -> TransitionCallbackReturn:
+            self.host._destroy()
+            return TransitionCallbackReturn.SUCCESS
+
+        def on_shutdown(self, state) -> TransitionCallbackReturn:
+            if self.host.active:
+                self.host.publish(self.host.logic.deactivate())
+                self.host.active = False
+            self.host._destroy()
+            return TransitionCallbackReturn.SUCCESS
 
     return ManagedNode

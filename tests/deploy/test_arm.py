@@ -11,6 +11,7 @@ from robot_rl.deploy.arm import (
     STATE_NAMES,
     ArmObservation,
     EeDeltaCommand,
+    JointCache,
     joint_arrays,
     quat_matrix,
 )
@@ -37,7 +38,8 @@ def test_observation_from_messages_equals_the_simulated_state(task):
     gen = torch.Generator().manual_seed(0)
     for _ in range(15):
         msgs = _messages(bridge)
-        state = observe(msgs["joints"], msgs["cube"].pose, msgs["goal"].pose)
+        q, dq = joint_arrays(msgs["joints"], observe.joint_names)
+        state = observe(q, dq, msgs["cube"].pose, msgs["goal"].pose)
         expected = env._observe()["state"][0].double().numpy()
         # float32 in the env; the tool pose from the profile's chain instead of MuJoCo
         np.testing.assert_allclose(state, expected, atol=2e-5)
@@ -94,6 +96,21 @@ def test_joint_arrays_reads_by_name_and_rejects_missing_joints():
         joint_arrays(msg, ["a", "c"])
     with pytest.raises(ValueError, match="positions"):
         joint_arrays(JointState(name=["a", "b"], position=[1.0]), ["a"])
+
+
+def test_joint_cache_merges_drivers_and_keeps_what_it_had_on_bad_input():
+    cache = JointCache(["arm", "finger"])
+    cache.update(JointState(name=["arm"], position=[1.0], velocity=[0.1]))
+    with pytest.raises(ValueError, match="lacks joints"):
+        cache.arrays()
+    cache.update(JointState(name=["finger"], position=[0.04]))  # a gripper driver, no velocity
+    q, dq = cache.arrays()
+    assert q.tolist() == [1.0, 0.04] and dq is None
+    cache.update(JointState(name=["finger"], position=[0.03], velocity=[0.0]))
+    with pytest.raises(ValueError, match="velocities"):
+        cache.update(JointState(name=["arm"], position=[9.0], velocity=[1.0, 2.0]))
+    q, dq = cache.arrays()
+    assert q.tolist() == [1.0, 0.03] and dq.tolist() == [0.1, 0.0]
 
 
 def test_quaternion_round_trip():

@@ -71,6 +71,12 @@ def test_two_nodes_talk_through_a_remapped_topic(monkeypatch):
     assert listener.names["heard"] == "/robot/talker/chatter"
     assert listener.names["echo"] == "/robot/echo"
     # a managed node publishes nothing before activation (spin activates it)
+    from cyclonedds.sub import DataReader
+    from cyclonedds.topic import Topic
+
+    from robot_rl.deploy.qos import to_dds
+
+    probe = DataReader(talker.dp, Topic(talker.dp, "rt/robot/echo", String), to_dds(STATE))
     assert not listener.active
     listener.publish([("echo", String(data="too early"))])
     threads = [
@@ -88,4 +94,6 @@ def test_two_nodes_talk_through_a_remapped_topic(monkeypatch):
         t.join(timeout=5)
     assert len(listener_logic.heard) >= 5
     assert listener_logic.heard[0].startswith("hello ")
+    echoed = [m.data for m in probe.take(N=1000)]
+    assert echoed and "too early" not in echoed  # the echoes, but not the early one
     assert listener_logic.stopped and not any(t.is_alive() for t in threads)

@@ -113,7 +113,13 @@ def test_an_episode_start_clears_window_and_queue():
     assert node.chunk is not None
     node.on_reset(String(data=json.dumps({"event": "start", "episode": 1})))
     assert node.chunk is None and not node.history.frames and node.last_stamp == -np.inf
+    joints = dict(bridge._observe())["joints"]
+    assert node.on_joints(joints) == []  # the poses were forgotten: no action without new ones
+    assert node.chunk is None
+    bridge.sim_time += 0.05
+    assert len(feed(node, bridge._observe())) == 1
     node.on_reset(String(data="not json"))  # ignored
+    assert node.chunk is not None
 
 
 def test_unknown_or_mistyped_parameters_are_refused():

@@ -18,7 +18,9 @@ def tick(chain, q, now, command, command_stamp):
 def test_watchdog_holds_within_one_tick_of_the_timeout():
     chain = build_chain("arm", "arm")
     q = chain.space.default[None].copy()
-    dt = chain.space.dt  # 0.05 s; timeout 0.2 s
+    dt = chain.space.dt  # 0.05 s
+    timeout = chain.filters[1].timeout  # configs/safety/arm.yaml: 0.085 s
+    assert chain.filters[1].name == "watchdog"
     target = q + 0.02
     last_stamp, outputs = 0.0, []
     for k in range(12):
@@ -29,12 +31,13 @@ def test_watchdog_holds_within_one_tick_of_the_timeout():
         outputs.append((now, out, {r.component: r for r in reports}))
         q = out
     for now, _, reports in outputs:
-        expired = now - 3 * dt > 0.2 + 1e-9
+        expired = now - 3 * dt > timeout + 1e-9
         assert bool(reports["watchdog"].fail_closed[0]) == expired, now
     # the first tick past the timeout already holds the last command
     first = next(i for i, (now, _, r) in enumerate(outputs) if r["watchdog"].fail_closed[0])
     np.testing.assert_array_equal(outputs[first][1], outputs[first - 1][1])
-    assert outputs[first][0] == pytest.approx(0.4)  # 4 ticks after the last command at 0.15
+    # the last command came at 0.15 s: ticks at 0.2 (age 0.05) pass, 0.25 (age 0.1) holds
+    assert outputs[first][0] == pytest.approx(0.15 + dt * np.ceil(timeout / dt + 1e-9))
 
 
 def test_chain_fails_closed_when_a_component_raises():

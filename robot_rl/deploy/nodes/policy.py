@@ -22,7 +22,7 @@ import torch
 
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.profile import load_profile
-from robot_rl.deploy.arm import ArmObservation
+from robot_rl.deploy.arm import ArmObservation, JointCache
 from robot_rl.deploy.msgs import Float64MultiArray, JointState, PoseStamped, String, to_seconds
 from robot_rl.deploy.node import NodeLogic, Out, Port, episode_event
 from robot_rl.deploy.qos import COMMAND, STATE
@@ -73,7 +73,12 @@ class PolicyNode(NodeLogic):
                 f"policy_node reads state observations; this policy also reads cameras "
                 f"{list(cfg.cameras)}, which the node does not subscribe to yet"
             )
-        self.observe = ArmObservation(load_profile(p["profile"]), cfg.state_names)
+        profile = load_profile(p["profile"])
+        self.observe = ArmObservation(profile, cfg.state_names)
+        self.joints = JointCache(self.observe.joint_names)
+        # one action per control period: a driver that publishes /joint_states faster (100 Hz
+        # and more is common) must not make the policy step faster than it was trained
+        self.period = 1.0 / profile.control_rate_hz
         if len(self.observe.index) != cfg.state_dim:
             raise ConfigError(
                 f"the policy reads {cfg.state_dim} state entries, the arm observation has "
@@ -105,7 +110,8 @@ class PolicyNode(NodeLogic):
         self.stats = {"observations": 0, "replans": 0, "late_chunks": 0, "held": 0}
 
     def clear(self) -> None:
-        """Forget the episode: observation window, action queue, pending inference."""
+        """Forget the episode: observation window, action queue, pending inference (a sample
+        already running finishes in the worker; its chunk is dropped)."""
         self.history.clear()
         self.chunk: np.ndarray | None = None
         self.index = 0  # index in self.chunk of the action for the current tick
@@ -129,10 +135,19 @@ class PolicyNode(NodeLogic):
 
     def on_joints(self, msg: JointState) -> Out:
         stamp = to_seconds(msg.header.stamp)
-        if not stamp > self.last_stamp:
-            return []  # the same observation again (a simulator between episodes)
+        if stamp == 0.0:  # a driver that does not stamp its readings: the receipt time
+            stamp = self.clock.now()
         try:
-            state = self.observe(msg, self.cube, self.goal)
+            self.joints.update(msg)
+        except ValueError as e:
+            self.log(f"ignored a joint_states message: {e}")
+            return []
+        # the same observation again (a simulator between episodes), or sooner than one
+        # control period after the last one acted on (5% slack for jitter)
+        if not stamp >= self.last_stamp + 0.95 * self.period:
+            return []
+        try:
+            state = self.observe(*self.joints.arrays(), self.cube, self.goal)
         except ValueError as e:
             self.log(f"no action: {e}")
             return []
@@ -175,6 +190,10 @@ class PolicyNode(NodeLogic):
                 chunk = None
                 if waits:
                     self.stats["late_chunks"] += 1
+            except Exception as e:  # noqa: BLE001 — a failed inference skips one chunk
+                self.log(f"inference failed, chunk dropped: {type(e).__name__}: {e}")
+                chunk, self.pending = None, None
+                self.stats["failed_chunks"] = self.stats.get("failed_chunks", 0) + 1
             if chunk is not None:
                 self.chunk, self.pending = chunk, None
                 self.index = self.tick_count - self.pending_tick

@@ -2,14 +2,21 @@
 
 Each policy action (``action_raw``) is turned into the joint command, run through the safety
 chain (``configs/safety``) and published at once to the controllers' command topics
-(ros2_control ForwardCommandControllers: ``Float64MultiArray``). A watchdog timer, four times
-the control rate, publishes the chain's safe action (hold) once the last action is older than
-the watchdog timeout, and keeps commanding while no actions come. The deploy mode machine
+(ros2_control ForwardCommandControllers: ``Float64MultiArray``). At most one command per
+control period: the chain's rate limits are per period, so actions that come faster wait for
+the next period. A watchdog timer, four times the control rate, publishes the chain's safe
+action (hold the last command) once the last action is older than the watchdog timeout
+(which must leave the hold within two control periods), and keeps commanding while no actions
+come. The deploy mode machine
 (idle → ramp to the default pose → hold → policy, damping on faults, latched e-stop) decides what
 is commanded; ``/estop`` (``std_msgs/Bool`` true) latches the e-stop and only ``~/reset`` (true)
-clears it. ``/diagnostics`` reports the mode and every intervention.
+clears it, and only once ``/estop`` reads false again. An exception anywhere in the node is a
+fault: damping, i.e. the last command held. With no valid reading and no command yet, nothing is
+published (the controller keeps its own setpoint): no command is ever made up.
+``/diagnostics`` reports the mode and every intervention.
 
-A managed (lifecycle) node: nothing is published before activation.
+A managed (lifecycle) node: nothing is published before activation; activation starts the ramp,
+deactivation holds the last command and returns to idle.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import numpy as np
 
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.profile import load_profile
-from robot_rl.deploy.arm import FINGERS, EeDeltaCommand, command_topics, joint_arrays
+from robot_rl.deploy.arm import FINGERS, EeDeltaCommand, JointCache, command_topics
 from robot_rl.deploy.msgs import (
     Bool,
     DiagnosticArray,
@@ -43,8 +50,9 @@ class SafetyNode(NodeLogic):
     """Parameters: ``profile``, ``safety`` (a ``configs/safety`` name or path),
     ``action_mode`` (``ee_delta``: the arm tasks' end-effector action; ``joint``: the action is
     the joint command itself), ``ik_damping``, ``watchdog_timeout_s`` (0: the safety config's),
-    ``ramp_s``, ``autostart`` (ramp to the default pose on activation), ``engage`` (hand over to
-    the policy once holding; else wait for ``~/engage``), topic names, ``reset_topic``."""
+    ``ramp_s``, ``engage`` (hand over to the policy the first time the default pose is held
+    after activation; else wait for ``~/engage``), topic names, ``reset_topic`` (a simulator's
+    episode events; "" on hardware)."""
 
     default_name = "safety_node"
     lifecycle = True
@@ -55,7 +63,6 @@ class SafetyNode(NodeLogic):
         "ik_damping": 0.05,
         "watchdog_timeout_s": 0.0,
         "ramp_s": 1.0,
-        "autostart": True,
         "engage": False,
         "action_topic": "/policy_node/action_raw",
         "joint_states_topic": "/joint_states",
@@ -78,6 +85,12 @@ class SafetyNode(NodeLogic):
         space = self.chain.space
         self.period = space.dt
         self.timeout = cfg.watchdog_timeout_s
+        if self.timeout + self.period / 4 > 2 * self.period + 1e-9:
+            raise ConfigError(
+                f"watchdog_timeout_s {self.timeout} s does not hold a silent policy within two "
+                f"control periods ({2 * self.period:.3f} s at {self.profile.control_rate_hz} Hz"
+                f"): at most {1.75 * self.period:.4f} s"
+            )
         if p["action_mode"] == "ee_delta":
             self.mapper = EeDeltaCommand(self.profile, self.period, p["ik_damping"])
         elif p["action_mode"] != "joint":
@@ -90,6 +103,7 @@ class SafetyNode(NodeLogic):
             build_fallback(self.profile, cfg, space), space.default, p["ramp_s"]
         )
         self.joint_names = [*self.profile.joint_names, FINGERS[0]]
+        self.joints = JointCache(self.joint_names)
         arm, gripper = command_topics(self.profile)
         self.publishers = {
             "arm": Port(arm, Float64MultiArray, COMMAND),
@@ -101,7 +115,8 @@ class SafetyNode(NodeLogic):
         if p["reset_topic"]:
             subs["reset_event"] = Port(p["reset_topic"], String, STATE)
         subs |= {
-            "estop": Port(p["estop_topic"], Bool, LATCHED),
+            # reliable + volatile matches every e-stop publisher, volatile or transient-local
+            "estop": Port(p["estop_topic"], Bool, STATE),
             "reset": Port("~/reset", Bool, STATE),
             "engage": Port("~/engage", Bool, STATE),
             "joints": Port(p["joint_states_topic"], JointState, STATE),
@@ -113,8 +128,11 @@ class SafetyNode(NodeLogic):
         self.joints_time = -np.inf
         self.action: np.ndarray | None = None
         self.action_time: float | None = None
-        self.last_publish = -np.inf
+        self.action_pending = False
+        self.last_step = -np.inf
         self.reset_pending = False
+        self.estop_asserted = False
+        self.auto_engage = False
         self.status = ("starting", DiagnosticStatus.WARN)
         self.reported_level = -1
         self.counts: dict[str, int] = {}
@@ -123,17 +141,30 @@ class SafetyNode(NodeLogic):
 
     # lifecycle ----------------------------------------------------------------------------
     def activate(self) -> Out:
-        if self.params["autostart"]:
+        """Start the deploy sequence: ramp to the default pose, hold (then engage if asked)."""
+        if self.modes.mode is not Mode.ESTOP:
+            self.modes.stop()
+            self.modes.reset()  # damping → idle: a fresh sequence from wherever it was
             self.modes.start()
-        return [("mode", String(data=self.modes.mode.value))]
+        self.auto_engage = self.params["engage"]
+        return self._mode_out()
 
     def deactivate(self) -> Out:
-        """Hold the last command (or the measured pose) on the way out."""
-        if self.q is None:
-            return []
-        return self._publish(
-            self._state(self.clock.now()), self.modes.damp(self._state(self.clock.now()))
-        )
+        """Hold the last command on the way out, forget the chain's memory, back to idle."""
+        out = self._hold()
+        if self.modes.mode is not Mode.ESTOP:
+            self.modes.stop()
+            self.modes.reset()
+        self.chain.reset()
+        self.action, self.action_time, self.action_pending = None, None, False
+        return out + self._mode_out()
+
+    def on_exception(self, key: str, error: Exception) -> Out:
+        """Any exception inside the node: a fault (damping: the last command held)."""
+        self.modes.fault(f"{key}: {type(error).__name__}: {error}")
+        self._count(f"exception in {key}: {type(error).__name__}")
+        self.status = (f"fault in {key}: {error}", DiagnosticStatus.ERROR)
+        return self._hold() + self._mode_out()
 
     # inputs -------------------------------------------------------------------------------
     def on_reset_event(self, msg: String) -> Out:
@@ -141,28 +172,38 @@ class SafetyNode(NodeLogic):
             self.reset_pending = True
 
     def on_estop(self, msg: Bool) -> Out:
+        self.estop_asserted = bool(msg.data)
         if msg.data:
             self.modes.estop()
-            return self._command(self.clock.now()) + self._mode_out()
+            return self._command(self.clock.now(), force=True) + self._mode_out()
 
     def on_reset(self, msg: Bool) -> Out:
-        if msg.data and self.modes.reset():
-            if self.params["autostart"]:
-                self.modes.start()
+        if not msg.data:
+            return []
+        if self.estop_asserted:
+            self._count("reset refused: /estop still asserted")
+            self.status = ("reset refused: release /estop first", DiagnosticStatus.ERROR)
+            return [("diagnostics", self._diagnostics())]
+        if self.modes.reset():
+            self.modes.start()
+            self.auto_engage = False  # after a fault the operator engages by hand
             return self._mode_out()
 
     def on_engage(self, msg: Bool) -> Out:
+        self.auto_engage = False
         changed = self.modes.engage() if msg.data else self.modes.disengage()
         return self._mode_out() if changed else []
 
     def on_joints(self, msg: JointState) -> Out:
         try:
-            q, dq = joint_arrays(msg, self.joint_names)
+            self.joints.update(msg)
+            q, dq = self.joints.arrays()
         except ValueError as e:
             # a malformed reading is no reading: the state goes stale and the chain holds
             self._count(f"bad joint_states: {e}")
             return []
-        self.q, self.dq, self.joints_time = q[None], dq[None], self.clock.now()
+        self.q, self.joints_time = q[None], self.clock.now()
+        self.dq = None if dq is None else dq[None]
         if self.reset_pending and np.isfinite(q).all():
             # a simulator teleported the robot: its last command is where it now stands
             self.chain.reset_rows(np.array([0]), self.q)
@@ -173,7 +214,8 @@ class SafetyNode(NodeLogic):
     def on_action(self, msg: Float64MultiArray) -> Out:
         self.action = np.asarray(msg.data, float)
         self.action_time = self.clock.now()
-        if self.modes.mode is Mode.POLICY:
+        self.action_pending = True
+        if self.modes.mode is Mode.POLICY and self._due(self.action_time):
             return self._command(self.action_time)
 
     # timers -------------------------------------------------------------------------------
@@ -182,12 +224,14 @@ class SafetyNode(NodeLogic):
         stale = self.action_time is None or now - self.action_time > self.timeout
         policy = self.modes.mode is Mode.POLICY
         if policy and not stale:
-            return []  # the actions drive the ticks
+            # an action that came sooner than a period after the last command goes now
+            return self._command(now) if self.action_pending and self._due(now) else []
         first_hold = policy and self.held_since is None
-        if not first_hold and now - self.last_publish < 0.999 * self.period:
+        if not first_hold and not self._due(now):
             return []
-        out = self._command(now)
-        if self.modes.mode is Mode.HOLD and self.params["engage"]:
+        out = self._command(now, force=first_hold)
+        if self.modes.mode is Mode.HOLD and self.auto_engage:
+            self.auto_engage = False  # once per activation: a disengage is respected
             self.modes.engage()
             out += self._mode_out()
         return out
@@ -196,36 +240,53 @@ class SafetyNode(NodeLogic):
         return [("diagnostics", self._diagnostics())]
 
     # the command --------------------------------------------------------------------------
+    def _due(self, now: float) -> bool:
+        """A period (5% slack for jitter) has passed since the chain last stepped."""
+        return now - self.last_step >= 0.95 * self.period
+
     def _state(self, now: float) -> SafetyState:
         q = self.q if self.q is not None else np.full((1, len(self.joint_names)), np.nan)
-        return SafetyState(
-            q=q,
-            dq=self.dq,
-            now=now,
-            stamp=self.joints_time,
-            command_stamp=self.action_time,
+        state = SafetyState(
+            q=q, dq=self.dq, now=now, stamp=self.joints_time, command_stamp=self.action_time
         )
+        return self.chain.with_memory(state)
 
     def _proposal(self, state: SafetyState) -> np.ndarray:
         """The policy's action as a joint command ``(1, A)`` (NaN when there is none)."""
+        nan = np.full((1, len(self.joint_names)), np.nan)
         if self.action is None:
-            return np.full((1, len(self.joint_names)), np.nan)
+            return nan
         if self.mapper is None:
-            return self.action[None]
-        last = self.chain.last_command
+            return self.action[None] if self.action.shape == nan.shape[1:] else nan
         if self.action.shape != (7,) or not np.isfinite(state.q).all():
-            return np.full((1, 7), np.nan)  # the chain fails closed on it
+            return nan  # the chain fails closed on it
+        last = self.chain.last_command
         return self.mapper(state.q[0], self.action, None if last is None else last[0])[None]
 
-    def _command(self, now: float) -> Out:
-        if self.q is None:
-            self.status = (
-                f"waiting for {self.params['joint_states_topic']}",
-                DiagnosticStatus.WARN,
-            )
+    def _hold(self) -> Out:
+        """Publish the damped mode's command (the last command, else the measured pose), or
+        nothing when neither is known."""
+        state = self._state(self.clock.now())
+        if not self._known(state):
             return []
+        return self._publish(state, self.modes.damp(state))
+
+    @staticmethod
+    def _known(state: SafetyState) -> bool:
+        """A finite last command or measured pose exists to hold."""
+        refs = [state.q, state.last_command]
+        return any(r is not None and bool(np.isfinite(r).all()) for r in refs)
+
+    def _command(self, now: float, force: bool = False) -> Out:
         state = self._state(now)
+        if not self._known(state):
+            topic = self.params["joint_states_topic"]
+            self.status = (f"waiting for a valid {topic}", DiagnosticStatus.WARN)
+            return []
+        if not force and not self._due(now):
+            return []
         before = self.modes.mode
+        self.action_pending = False
 
         def policy() -> np.ndarray:
             applied, reports = self.chain.step(state, self._proposal(state))
@@ -235,14 +296,18 @@ class SafetyNode(NodeLogic):
         if self.modes.mode in (Mode.RAMP, Mode.HOLD):
             # the ramp and the hold pose pass the chain too (limits, rate, keep-out regions)
             target, _ = self.modes.tick(state, lambda: None)
-            applied, reports = self.chain.step(replace(state, command_stamp=now), target)
-            self._note(reports, now)
+            if self.modes.mode in DAMPED:  # the ramp faulted (no finite reading to ramp from)
+                applied = self.modes.damp(state)
+            else:
+                applied, reports = self.chain.step(replace(state, command_stamp=now), target)
+                self._note(reports, now)
         else:
             applied, report = self.modes.tick(state, policy)
             if self.modes.mode in DAMPED:
                 # the chain resumes from what the damped robot was commanded
                 self.chain.last_command, self.chain.last_velocity = applied.copy(), None
                 self.status = (report.reason, DiagnosticStatus.ERROR)
+        self.last_step = now
         out = self._publish(state, applied)
         if self.modes.mode is not before:
             out += self._mode_out()

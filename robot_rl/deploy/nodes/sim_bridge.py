@@ -38,7 +38,7 @@ from robot_rl.deploy.msgs import (
     to_time,
 )
 from robot_rl.deploy.node import NodeLogic, Out, Port
-from robot_rl.deploy.qos import COMMAND, STATE
+from robot_rl.deploy.qos import COMMAND, LATCHED, STATE
 from robot_rl.envs import make
 from robot_rl.envs.tasks.arm.base import ArmEnv
 
@@ -119,7 +119,8 @@ class SimBridgeNode(NodeLogic):
             "gripper": Port(gripper, Float64MultiArray, COMMAND),
         }
         if p["wait_topic"]:
-            self.subscriptions["ready"] = Port(p["wait_topic"], String, STATE)
+            # latched, as the safety node publishes its mode: a late joiner still reads it
+            self.subscriptions["ready"] = Port(p["wait_topic"], String, LATCHED)
         self.timers = {"step": self.period}
         self.started = not p["wait_topic"]
         self.command: np.ndarray | None = None
