@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from robot_rl.core import asset_path  # noqa: E402
 from robot_rl.deploy.msgs import Float64MultiArray, String  # noqa: E402
-from robot_rl.deploy.node import Clock  # noqa: E402
-from robot_rl.deploy.qos import COMMAND, STATE, to_dds  # noqa: E402
+from robot_rl.deploy.node import Clock, ManualClock  # noqa: E402
+from robot_rl.deploy.qos import COMMAND, LATCHED, STATE, to_dds  # noqa: E402
 
 RATE_HZ = 50.0
 NODE_PARAMS = ROOT / "ros2_ws/src/robot_rl_ros/config/arm.yaml"
@@ -64,9 +64,9 @@ def node_args(profile: Path, checkpoint: str, instruction: str) -> dict[str, lis
         "policy_node": ["-r", "__node:=policy_node", *common, "-p", f"checkpoint:={checkpoint}",
                         "-p", f"instruction:={instruction}", "-p", f"inference_budget_s:={budget}",
                         "-p", "reset_topic:=/sim/episode"],
-        # the watchdog is not what is measured here: a lockstep robot may pause a tick
+        # the longest watchdog that still holds within two periods at this rate
         "safety_node": ["-r", "__node:=safety_node", *common, "-p", "engage:=true",
-                        "-p", "ramp_s:=0.2", "-p", "watchdog_timeout_s:=1.0",
+                        "-p", "ramp_s:=0.2", "-p", f"watchdog_timeout_s:={1.75 / RATE_HZ}",
                         "-p", "reset_topic:=/sim/episode"],
     }  # fmt: skip
 
@@ -97,7 +97,10 @@ class Robot:
         self.gripper = DataReader(
             dp, Topic(dp, "rt/gripper_controller/commands", Float64MultiArray), to_dds(COMMAND)
         )
-        self.mode = DataReader(dp, Topic(dp, "rt/safety_node/mode", String), to_dds(STATE))
+        self.mode = DataReader(dp, Topic(dp, "rt/safety_node/mode", String), to_dds(LATCHED))
+        self.actions = DataReader(
+            dp, Topic(dp, "rt/policy_node/action_raw", Float64MultiArray), to_dds(COMMAND)
+        )
 
     def publish(self, out) -> bool:
         """Write the bridge's messages; True when they hold a new observation."""
@@ -105,14 +108,16 @@ class Robot:
             self.writers[key].write(msg)
         return any(key == "joints" for key, _ in out)
 
-    def take_command(self) -> bool:
-        got = False
+    def take_commands(self) -> list[tuple[float, float]]:
+        """Apply the commands that arrived; their (receipt, written) wall-clock times."""
+        now = time.time()
         for s in self.gripper.take(N=16):
             self.bridge.on_gripper(s)
+        out = []
         for s in self.arm.take(N=16):
             self.bridge.on_arm(s)
-            got = True
-        return got
+            out.append((now, s.sample_info.source_timestamp * 1e-9))
+        return out
 
 
 def run_graph(args, profile: Path, seconds: float, load: bool) -> dict:
@@ -121,10 +126,11 @@ def run_graph(args, profile: Path, seconds: float, load: bool) -> dict:
 
     domain = 150 + os.getpid() % 50
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), OMP_NUM_THREADS=str(args.threads))
+    log = open(Path(args.out) / f"deploy_nodes{'_load' if load else ''}.log", "w")  # noqa: SIM115
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "robot_rl.deploy.main", exe, "--ros-args", *rest],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         for exe, rest in node_args(profile, args.checkpoint, args.instruction).items()
     ]  # fmt: skip
@@ -149,7 +155,8 @@ def run_graph(args, profile: Path, seconds: float, load: bool) -> dict:
                 env=dict(os.environ, OMP_NUM_THREADS="1"),
             )  # fmt: skip
             time.sleep(1.0)
-        latencies, arrivals, misses = [], [], 0
+        latencies, policy_lat, arrivals, misses = [], [], [], 0
+        robot.take_commands(), robot.actions.take(N=64)  # drop what came before
         t_next = time.monotonic()
         t_end = t_next + seconds
         first = True
@@ -157,27 +164,35 @@ def run_graph(args, profile: Path, seconds: float, load: bool) -> dict:
             time.sleep(max(0.0, t_next - time.monotonic()))
             out = robot.bridge._observe() if first else robot.bridge.tick_step()
             first = False
-            t_pub = time.monotonic()
+            t_pub = time.time()  # wall clock, as DDS source timestamps
             if robot.publish(out):
-                deadline = t_pub + 0.5
-                while not robot.take_command():
-                    if time.monotonic() > deadline:
-                        misses += 1
+                # this observation's action, then the command the safety node wrote after it
+                # (by the writers' timestamps: a watchdog hold written before does not count)
+                # a policy between chunks publishes nothing for a tick: count it, go on
+                deadline, t_act, cmds = t_pub + 2 * period, None, []
+                while time.time() < deadline:
+                    for a in robot.actions.take(N=16):
+                        t_act = t_act or a.sample_info.source_timestamp * 1e-9
+                    cmds += robot.take_commands()
+                    mine = [c for c in cmds if t_act is not None and c[1] >= t_act]
+                    if mine:
+                        latencies.append(mine[0][0] - t_pub)
+                        policy_lat.append(t_act - t_pub)
+                        arrivals.append(mine[0][0])
                         break
                     time.sleep(0.0002)
                 else:
-                    now = time.monotonic()
-                    latencies.append(now - t_pub)
-                    arrivals.append(now)
+                    misses += 1
             t_next = max(t_next + period, time.monotonic())
         wall = seconds
         rate = len(arrivals) / wall
         iv = np.diff(arrivals)
         return {
             "latency_ms": summarize(1e3 * np.array(latencies)),
+            "policy_ms": summarize(1e3 * np.array(policy_lat)),
             "jitter_ms": summarize(1e3 * np.abs(iv - period)),
             "rate_hz": rate,
-            "missed": misses,
+            "no_command": misses,
             "samples": len(latencies),
             "latencies_ms": [round(1e3 * x, 3) for x in latencies],
         }
@@ -204,14 +219,18 @@ def run_anchor(args, profile: Path, seconds: float) -> dict:
 
     torch.set_num_threads(args.threads)
     env = make(args.task, 1, seed=args.seed, profile=str(profile))
-    bridge = SimBridgeNode({"task": args.task, "seed": args.seed}, Clock(), env=env)
+    # a manual clock one period per tick: the compute is timed, not the safety node's pacing
+    clock = ManualClock(0.0)
+    bridge = SimBridgeNode({"task": args.task, "seed": args.seed}, clock, env=env)
     bridge.started, bridge.phase, bridge.accepting = True, "run", True
     common = {"profile": str(profile)}
     policy = PolicyNode(
         common | {"checkpoint": args.checkpoint, "instruction": args.instruction,
-                  "inference_budget_s": 0.6 / RATE_HZ}
+                  "inference_budget_s": 0.6 / RATE_HZ}, clock,
     )  # fmt: skip
-    safety = SafetyNode(common | {"engage": True, "ramp_s": 0.2, "watchdog_timeout_s": 1.0})
+    safety = SafetyNode(
+        common | {"engage": True, "ramp_s": 0.2, "watchdog_timeout_s": 1.75 / RATE_HZ}, clock
+    )
     safety.activate()
     safety.modes.mode = safety.modes.mode.POLICY  # skip the ramp: only the tick is timed
     latencies = []
@@ -219,6 +238,7 @@ def run_anchor(args, profile: Path, seconds: float) -> dict:
     t_end = time.monotonic() + seconds
     out = bridge._observe()
     while time.monotonic() < t_end:
+        clock.advance(period)
         t0 = time.monotonic()
         msgs = dict(out)
         for key, msg in out:

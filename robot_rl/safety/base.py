@@ -38,6 +38,9 @@ class SafetyState:
         last_command: what the chain applied on the previous tick ``(N, J)``; ``None`` at start.
         last_velocity: the commanded velocity of the previous tick ``(N, J)`` (for acceleration
             limits); ``None`` at start.
+        elapsed: seconds since ``last_command`` was applied, when commands may come faster
+            than once per control period (a node driven by its inputs); rate bounds then shrink
+            to ``elapsed / dt`` of a period's step. ``None``: exactly one period.
         extra: robot-specific readings, e.g. ``rpy (N, 3)`` of a humanoid's base, ``ranges
             (N, K)`` and ``range_angles (K,)`` of a car's lidar, ``speed (N,)``.
     """
@@ -49,6 +52,7 @@ class SafetyState:
     command_stamp: float | None = None
     last_command: np.ndarray | None = None
     last_velocity: np.ndarray | None = None
+    elapsed: float | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
@@ -212,3 +216,15 @@ def as_actions(action: np.ndarray, n: int, dim: int, name: str) -> np.ndarray:
     if a.shape != (n, dim):
         raise ValueError(f"{name}: action shape {a.shape}, expected ({n}, {dim})")
     return a
+
+
+def period_fraction(state: SafetyState, dt: float) -> float:
+    """The share of a control period ``dt`` since the last command: ``elapsed / dt`` in
+    [0, 1]; 1 when the state does not say (one tick per period). NaN or negative: 0, nothing
+    may move (fail closed)."""
+    if state.elapsed is None:
+        return 1.0
+    f = float(state.elapsed) / dt
+    if f >= 1.0 - 1e-6:  # a period, up to the rounding of clock arithmetic
+        return 1.0
+    return f if f >= 0.0 else 0.0  # NaN fails the comparison: 0

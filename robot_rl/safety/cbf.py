@@ -32,6 +32,7 @@ from robot_rl.safety.base import (
     as_actions,
     finite_rows,
     make_report,
+    period_fraction,
     unchanged,
 )
 from robot_rl.safety.kinematics import SerialChain, pull_back
@@ -186,6 +187,7 @@ class ArmCBF(Filter):
         self.gamma = float(gamma)
         self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
         self.step = 2.0 * np.asarray(velocity, float) * dt
+        self.dt = float(dt)
         self.points = (
             np.zeros((1, 3)) if points is None else np.asarray(points, float).reshape(-1, 3)
         )
@@ -238,10 +240,13 @@ class ArmCBF(Filter):
         tail_ok = dof == a.shape[1] or bool(
             ((a[:, dof:] >= self.lower[dof:]) & (a[:, dof:] <= self.upper[dof:])).all()
         )
-        in_band = self.rate_step is None or state.last_command is None
+        rate_step = None
+        if self.rate_step is not None:
+            rate_step = self.rate_step * period_fraction(state, self.dt)
+        in_band = rate_step is None or state.last_command is None
         if not in_band and state.last_command.shape == a.shape:
             d = np.abs(a[0, :dof] - state.last_command[0, :dof])
-            in_band = bool((d <= self.rate_step[:dof]).all())
+            in_band = bool((d <= rate_step[:dof]).all())
         if (
             n == 1
             and tail_ok
@@ -264,10 +269,10 @@ class ArmCBF(Filter):
                 grad = np.concatenate([g @ j for g, j in zip(gs, jac[row])])
                 lb = np.maximum(-self.step[:dof], self.lower[:dof] - q[row])
                 ub = np.minimum(self.step[:dof], self.upper[:dof] - q[row])
-                if self.rate_step is not None and last is not None and last_ok[i]:
+                if rate_step is not None and last is not None and last_ok[i]:
                     rel = last[i, :dof] - q[row]
-                    lb = np.maximum(lb, rel - self.rate_step[:dof])
-                    ub = np.minimum(ub, rel + self.rate_step[:dof])
+                    lb = np.maximum(lb, rel - rate_step[:dof])
+                    ub = np.minimum(ub, rel + rate_step[:dof])
                 u_des = a[i, :dof] - q[row]
                 u = None if (lb > ub).any() else cbf_step(u_des, h, grad, self.gamma, lb, ub)
                 if u is None:

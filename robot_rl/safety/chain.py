@@ -345,7 +345,10 @@ class SafetyChain:
         applied, reports = self.filter(state, action)
         self.commit(state, applied)
         if self.last_command is not None and self.last_command.shape == applied.shape:
-            self.last_velocity = (applied - self.last_command) / self.space.dt
+            dt = self.space.dt
+            if state.elapsed is not None and np.isfinite(state.elapsed):
+                dt = min(max(float(state.elapsed), 1e-3 * dt), dt)
+            self.last_velocity = (applied - self.last_command) / dt
         self.last_command = applied.copy()
         self.stats.add(reports)
         return applied, reports

@@ -12,6 +12,7 @@ from robot_rl.safety.base import (
     as_actions,
     finite_rows,
     make_report,
+    period_fraction,
     unchanged,
 )
 
@@ -215,8 +216,10 @@ class RateLimiter(Filter):
 
     def band(self, state: SafetyState) -> tuple[np.ndarray, np.ndarray]:
         """The allowed step ``a - last`` per joint: lower and upper ends, ``(J,)`` or
-        ``(N, J)``. Slowing down toward a stop is always allowed: the band keeps 0 (hold)."""
-        lo, hi = -self.step, self.step
+        ``(N, J)``, shrunk to the share of a period since the last command
+        (``state.elapsed``). Slowing down toward a stop is always allowed: the band keeps 0."""
+        step = self.step * period_fraction(state, self.dt)
+        lo, hi = -step, step
         if self.dv is None or state.last_velocity is None:
             return lo, hi
         v_ok = finite_rows(state.last_velocity, state.n)[:, None]

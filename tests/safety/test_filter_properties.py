@@ -117,6 +117,19 @@ def test_rate_limiter_idempotent_and_passes_slow_commands(under_test, action, la
     np.testing.assert_array_equal(held, last)
 
 
+@SETTINGS
+@given(action=anything(), last=inside(), elapsed=st.floats(-1.0, 1.0) | st.just(float("nan")))
+def test_rate_limiter_bounds_the_speed_when_commands_come_faster(under_test, action, last, elapsed):
+    # a node commanding on every input: the step shrinks to the time since the last command
+    f = under_test(rate())
+    st_ = state_at(last.copy(), last_command=last)
+    st_.elapsed = elapsed
+    out, _ = f.filter(st_, action)
+    allowed = min(elapsed, SPACE.dt) if elapsed >= 0 else 0.0  # NaN: nothing may move
+    assert within(out, SPACE.lower, SPACE.upper)
+    assert (np.abs(out - last) <= SPACE.velocity * allowed + 1e-9).all()
+
+
 def test_rate_limiter_reference_is_measured_pose_on_the_first_tick():
     q = SPACE.default[None]
     out, _ = rate().filter(state_at(q.copy()), q + 1.0)

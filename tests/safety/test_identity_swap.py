@@ -14,6 +14,7 @@ HERE = Path(__file__).parent
 GUARANTEES = [
     "test_filter_properties.py::test_joint_limits_output_finite_and_inside",
     "test_filter_properties.py::test_rate_limiter_bounds_the_step",
+    "test_filter_properties.py::test_rate_limiter_bounds_the_speed_when_commands_come_faster",
     "test_filter_properties.py::test_guard_fails_closed_on_untrusted_readings",
     "test_filter_properties.py::test_workspace_box_keeps_the_tool_inside",
     "test_filter_properties.py::test_energy_tank_bounds_the_injected_energy",

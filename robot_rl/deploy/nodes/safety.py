@@ -2,9 +2,9 @@
 
 Each policy action (``action_raw``) is turned into the joint command, run through the safety
 chain (``configs/safety``) and published at once to the controllers' command topics
-(ros2_control ForwardCommandControllers: ``Float64MultiArray``). At most one command per
-control period: the chain's rate limits are per period, so actions that come faster wait for
-the next period. A watchdog timer, four times the control rate, publishes the chain's safe
+(ros2_control ForwardCommandControllers: ``Float64MultiArray``). Actions that come faster
+than the control rate are commanded at once, with the chain's rate bounds shrunk to the time
+since the last command (``SafetyState.elapsed``), so commanded speeds hold whatever the rate. A watchdog timer, four times the control rate, publishes the chain's safe
 action (hold the last command) once the last action is older than the watchdog timeout
 (which must leave the hold within two control periods), and keeps commanding while no actions
 come. The deploy mode machine
@@ -128,7 +128,6 @@ class SafetyNode(NodeLogic):
         self.joints_time = -np.inf
         self.action: np.ndarray | None = None
         self.action_time: float | None = None
-        self.action_pending = False
         self.last_step = -np.inf
         self.reset_pending = False
         self.estop_asserted = False
@@ -156,7 +155,8 @@ class SafetyNode(NodeLogic):
             self.modes.stop()
             self.modes.reset()
         self.chain.reset()
-        self.action, self.action_time, self.action_pending = None, None, False
+        self.action, self.action_time = None, None
+        self.last_step = -np.inf
         return out + self._mode_out()
 
     def on_exception(self, key: str, error: Exception) -> Out:
@@ -208,15 +208,15 @@ class SafetyNode(NodeLogic):
             # a simulator teleported the robot: its last command is where it now stands
             self.chain.reset_rows(np.array([0]), self.q)
             self.reset_pending = False
+            self.last_step = -np.inf  # the next command is the first from this pose
             if self.action_time is not None:
                 self.action_time = -np.inf  # the old episode's action is not to be replayed
 
     def on_action(self, msg: Float64MultiArray) -> Out:
         self.action = np.asarray(msg.data, float)
         self.action_time = self.clock.now()
-        self.action_pending = True
-        if self.modes.mode is Mode.POLICY and self._due(self.action_time):
-            return self._command(self.action_time)
+        if self.modes.mode is Mode.POLICY:
+            return self._command(self.action_time, force=True)
 
     # timers -------------------------------------------------------------------------------
     def tick_watch(self) -> Out:
@@ -224,8 +224,7 @@ class SafetyNode(NodeLogic):
         stale = self.action_time is None or now - self.action_time > self.timeout
         policy = self.modes.mode is Mode.POLICY
         if policy and not stale:
-            # an action that came sooner than a period after the last command goes now
-            return self._command(now) if self.action_pending and self._due(now) else []
+            return []  # the actions drive the commands
         first_hold = policy and self.held_since is None
         if not first_hold and not self._due(now):
             return []
@@ -249,6 +248,8 @@ class SafetyNode(NodeLogic):
         state = SafetyState(
             q=q, dq=self.dq, now=now, stamp=self.joints_time, command_stamp=self.action_time
         )
+        if np.isfinite(self.last_step):
+            state.elapsed = now - self.last_step
         return self.chain.with_memory(state)
 
     def _proposal(self, state: SafetyState) -> np.ndarray:
@@ -286,7 +287,6 @@ class SafetyNode(NodeLogic):
         if not force and not self._due(now):
             return []
         before = self.modes.mode
-        self.action_pending = False
 
         def policy() -> np.ndarray:
             applied, reports = self.chain.step(state, self._proposal(state))
