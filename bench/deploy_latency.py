@@ -294,6 +294,7 @@ def run_fidelity(args) -> dict:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     graph = float(np.mean([r["success"] for r in results]))
+    print(f"through the graph: {graph:.1%} over {len(results)} episodes", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
             [sys.executable, "-m", "robot_rl.cli.main", "eval", f"checkpoint={args.checkpoint}",
@@ -303,13 +304,14 @@ def run_fidelity(args) -> dict:
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         report = json.loads((Path(tmp) / "report.json").read_text())
-    batched = report["summary"][args.task]["success_rate"]
+    summary = report["tasks"][args.task]["summary"]
+    batched = summary["success_rate"]
     return {
         "graph_success": graph,
         "graph_episodes": len(results),
         "graph_mean_length": float(np.mean([r["length"] for r in results])),
         "batched_success": batched,
-        "batched_mean_length": report["summary"][args.task]["mean_length"],
+        "batched_mean_length": summary["mean_length"],
         "fidelity": graph / batched if batched > 0 else float("nan"),
         "graph_wall_s": time.monotonic() - t0,
     }

@@ -213,3 +213,18 @@ def test_an_episode_reset_reseeds_the_chain():
     node.on_reset_event(String(data='{"event": "start", "episode": 1}'))
     node.on_joints(joints())
     np.testing.assert_allclose(node.chain.last_command[0, :6], HOME)
+
+
+def test_a_joint_trajectory_controller_gets_one_point_per_command():
+    node, clock = engaged(command_interface="trajectory")
+    clock.advance(PERIOD)
+    node.on_joints(joints())
+    out = node.on_action(Float64MultiArray(data=PUSH))
+    assert not [k for k, _ in out if k in ("arm", "gripper")]
+    (msg,) = [m for k, m in out if k == "trajectory"]
+    assert msg.joint_names == [*NAMES[:6], "finger_left"]
+    (point,) = msg.points
+    assert len(point.positions) == 7 and not np.allclose(point.positions[:6], HOME)
+    assert point.time_from_start.nanosec == int(PERIOD * 1e9)
+    with pytest.raises(ConfigError, match="command_interface"):
+        SafetyNode({"command_interface": "torque"}, ManualClock())

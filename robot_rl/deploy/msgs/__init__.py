@@ -10,7 +10,13 @@ annotations by attribute lookup and cannot parse `t.sequence[...]` from a string
 from cyclonedds.idl import IdlStruct
 
 from robot_rl.deploy.msgs.ackermann_msgs import AckermannDrive, AckermannDriveStamped
-from robot_rl.deploy.msgs.builtin_interfaces import Duration, Time, to_seconds, to_time
+from robot_rl.deploy.msgs.builtin_interfaces import (
+    Duration,
+    Time,
+    to_duration,
+    to_seconds,
+    to_time,
+)
 from robot_rl.deploy.msgs.diagnostic_msgs import DiagnosticArray, DiagnosticStatus, KeyValue
 from robot_rl.deploy.msgs.geometry_msgs import (
     Point,
@@ -96,6 +102,7 @@ __all__ = [
     "MESSAGES",
     "dds_type_name",
     "ros_name",
+    "to_duration",
     "to_seconds",
     "to_time",
     "Time",

@@ -38,6 +38,12 @@ def to_time(seconds: float) -> Time:
     return Time(sec=sec, nanosec=nanosec)
 
 
+def to_duration(seconds: float) -> Duration:
+    """The Duration of `seconds` (same splitting as :func:`to_time`)."""
+    stamp = to_time(seconds)
+    return Duration(sec=stamp.sec, nanosec=stamp.nanosec)
+
+
 def to_seconds(stamp: Time) -> float:
     """The stamp (or a Duration) as float seconds."""
     return stamp.sec + stamp.nanosec / _NS_PER_S

@@ -1,19 +1,20 @@
 """``safety_node``: the only node that commands the hardware.
 
 Each policy action (``action_raw``) is turned into the joint command, run through the safety
-chain (``configs/safety``) and published at once to the controllers' command topics
-(ros2_control ForwardCommandControllers: ``Float64MultiArray``). Actions that come faster
-than the control rate are commanded at once, with the chain's rate bounds shrunk to the time
-since the last command (``SafetyState.elapsed``), so commanded speeds hold whatever the rate. A watchdog timer, four times the control rate, publishes the chain's safe
-action (hold the last command) once the last action is older than the watchdog timeout
-(which must leave the hold within two control periods), and keeps commanding while no actions
-come. The deploy mode machine
-(idle → ramp to the default pose → hold → policy, damping on faults, latched e-stop) decides what
-is commanded; ``/estop`` (``std_msgs/Bool`` true) latches the e-stop and only ``~/reset`` (true)
-clears it, and only once ``/estop`` reads false again. An exception anywhere in the node is a
-fault: damping, i.e. the last command held. With no valid reading and no command yet, nothing is
-published (the controller keeps its own setpoint): no command is ever made up.
-``/diagnostics`` reports the mode and every intervention.
+chain (``configs/safety``) and published at once to the controllers: two ros2_control
+ForwardCommandControllers (``Float64MultiArray``) or one JointTrajectoryController. Actions that
+come faster than the control rate are commanded at once too, with the chain's rate bounds
+shrunk to the time since the last command (``SafetyState.elapsed``), so commanded speeds hold
+whatever the rate. A watchdog timer, four times the control rate, publishes the chain's safe
+action (hold the last command) once the last action is older than the watchdog timeout (which
+must leave the hold within two control periods), and keeps commanding while no actions come.
+
+The deploy mode machine (idle → ramp to the default pose → hold → policy, damping on faults,
+latched e-stop) decides what is commanded. ``/estop`` (``std_msgs/Bool`` true) latches the
+e-stop; only ``~/reset`` (true) clears it, and only once ``/estop`` reads false again. An
+exception anywhere in the node is a fault: damping, i.e. the last command held. With no valid
+reading and no command yet, nothing is published (the controller keeps its own setpoint): no
+command is ever made up. ``/diagnostics`` reports the mode and every intervention.
 
 A managed (lifecycle) node: nothing is published before activation; activation starts the ramp,
 deactivation holds the last command and returns to idle.
@@ -36,8 +37,11 @@ from robot_rl.deploy.msgs import (
     Float64MultiArray,
     Header,
     JointState,
+    JointTrajectory,
+    JointTrajectoryPoint,
     KeyValue,
     String,
+    to_duration,
 )
 from robot_rl.deploy.node import NodeLogic, Out, Port, episode_event
 from robot_rl.deploy.qos import COMMAND, LATCHED, STATE
@@ -52,7 +56,10 @@ class SafetyNode(NodeLogic):
     the joint command itself), ``ik_damping``, ``watchdog_timeout_s`` (0: the safety config's),
     ``ramp_s``, ``engage`` (hand over to the policy the first time the default pose is held
     after activation; else wait for ``~/engage``), topic names, ``reset_topic`` (a simulator's
-    episode events; "" on hardware)."""
+    episode events; "" on hardware), ``command_interface``: ``forward`` (two
+    ForwardCommandControllers, ``Float64MultiArray`` on the profile's command topics) or
+    ``trajectory`` (one JointTrajectoryController: a one-point ``JointTrajectory`` per command
+    on ``trajectory_topic``, reached one control period later, the gripper as its last joint)."""
 
     default_name = "safety_node"
     lifecycle = True
@@ -69,6 +76,8 @@ class SafetyNode(NodeLogic):
         "estop_topic": "/estop",
         "diagnostics_hz": 2.0,
         "reset_topic": "",
+        "command_interface": "forward",
+        "trajectory_topic": "/arm_controller/joint_trajectory",
     }
 
     def __init__(self, params=None, clock=None) -> None:
@@ -105,9 +114,20 @@ class SafetyNode(NodeLogic):
         self.joint_names = [*self.profile.joint_names, FINGERS[0]]
         self.joints = JointCache(self.joint_names)
         arm, gripper = command_topics(self.profile)
+        if p["command_interface"] == "forward":
+            commands = {
+                "arm": Port(arm, Float64MultiArray, COMMAND),
+                "gripper": Port(gripper, Float64MultiArray, COMMAND),
+            }
+        elif p["command_interface"] == "trajectory":
+            commands = {"trajectory": Port(p["trajectory_topic"], JointTrajectory, COMMAND)}
+        else:
+            raise ConfigError(
+                "command_interface must be 'forward' or 'trajectory', "
+                f"got {p['command_interface']!r}"
+            )
         self.publishers = {
-            "arm": Port(arm, Float64MultiArray, COMMAND),
-            "gripper": Port(gripper, Float64MultiArray, COMMAND),
+            **commands,
             "diagnostics": Port("/diagnostics", DiagnosticArray, STATE),
             "mode": Port("~/mode", String, LATCHED),
         }
@@ -342,11 +362,16 @@ class SafetyNode(NodeLogic):
         self.counts[key] = self.counts.get(key, 0) + 1
 
     def _publish(self, state: SafetyState, applied: np.ndarray) -> Out:
-        cmd = np.asarray(applied, float)[0]
+        cmd = [float(x) for x in np.asarray(applied, float)[0]]
         self.last_publish = state.now
+        if "trajectory" in self.publishers:
+            point = JointTrajectoryPoint(positions=cmd, time_from_start=to_duration(self.period))
+            # an empty stamp: the controller starts the trajectory on receipt
+            msg = JointTrajectory(joint_names=list(self.joint_names), points=[point])
+            return [("trajectory", msg)]
         return [
-            ("arm", Float64MultiArray(data=[float(x) for x in cmd[:-1]])),
-            ("gripper", Float64MultiArray(data=[float(cmd[-1])])),
+            ("arm", Float64MultiArray(data=cmd[:-1])),
+            ("gripper", Float64MultiArray(data=cmd[-1:])),
         ]
 
     def _mode_out(self) -> Out:
