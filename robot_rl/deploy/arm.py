@@ -14,23 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from robot_rl.core.errors import ConfigError
+from robot_rl.core.layouts import ARM_STATE_NAMES as STATE_NAMES
 from robot_rl.core.profile import RobotProfile
 from robot_rl.deploy.msgs import JointState, Pose
 from robot_rl.safety.kinematics import chain_from_profile
-
-STATE_NAMES = (
-    [f"joint_pos.{i}" for i in range(6)]
-    + [f"joint_vel.{i}" for i in range(6)]
-    + ["gripper_opening"]
-    + [f"tcp_pos.{a}" for a in "xyz"]
-    + [f"tcp_rot6.{i}" for i in range(6)]
-    + [f"cube_pos.{a}" for a in "xyz"]
-    + [f"cube_rot6.{i}" for i in range(6)]
-    + [f"goal_pos.{a}" for a in "xyz"]
-    + [f"tcp_to_cube.{a}" for a in "xyz"]
-    + [f"cube_to_goal.{a}" for a in "xyz"]
-)
-"""The arm tasks' state entries, in their order (``ArmEnv.state_names``; a test checks)."""
 
 FINGERS = ("finger_left", "finger_right")
 

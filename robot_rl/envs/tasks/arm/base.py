@@ -16,6 +16,7 @@ import mujoco
 import torch
 
 from robot_rl.core import ConfigError, asset_path, load_profile
+from robot_rl.core.layouts import ARM_STATE_NAMES
 from robot_rl.envs.backends import BACKENDS
 from robot_rl.envs.config import TaskConfig
 from robot_rl.envs.ik import dls_step, hinge_jacobian, quat_to_matrix, yaw_quat
@@ -71,18 +72,7 @@ class ArmEnv(TaskEnv):
     """Shared machinery of the arm tasks; subclasses define goals, rewards and success."""
 
     cfg: ArmTaskConfig
-    state_names = (
-        [f"joint_pos.{i}" for i in range(6)]
-        + [f"joint_vel.{i}" for i in range(6)]
-        + ["gripper_opening"]
-        + [f"tcp_pos.{a}" for a in "xyz"]
-        + [f"tcp_rot6.{i}" for i in range(6)]
-        + [f"cube_pos.{a}" for a in "xyz"]
-        + [f"cube_rot6.{i}" for i in range(6)]
-        + [f"goal_pos.{a}" for a in "xyz"]
-        + [f"tcp_to_cube.{a}" for a in "xyz"]
-        + [f"cube_to_goal.{a}" for a in "xyz"]
-    )
+    state_names = ARM_STATE_NAMES
 
     def __init__(
         self, cfg: ArmTaskConfig, num_envs: int, device: str = "cpu", seed: int | None = None

@@ -1,0 +1,16 @@
+"""State vector layouts: the contract between a simulated task family (``robot_rl.envs``), which
+produces the vector, and the ROS 2 policy node (``robot_rl.deploy``), which builds the same
+vector from messages on a robot without importing the simulator."""
+
+ARM_STATE_NAMES = (
+    [f"joint_pos.{i}" for i in range(6)]
+    + [f"joint_vel.{i}" for i in range(6)]
+    + ["gripper_opening"]
+    + [f"tcp_pos.{a}" for a in "xyz"]
+    + [f"tcp_rot6.{i}" for i in range(6)]
+    + [f"cube_pos.{a}" for a in "xyz"]
+    + [f"cube_rot6.{i}" for i in range(6)]
+    + [f"goal_pos.{a}" for a in "xyz"]
+    + [f"tcp_to_cube.{a}" for a in "xyz"]
+    + [f"cube_to_goal.{a}" for a in "xyz"]
+)
