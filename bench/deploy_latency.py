@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from robot_rl.core import asset_path  # noqa: E402
-from robot_rl.deploy.msgs import Float64MultiArray, String  # noqa: E402
 from robot_rl.deploy.node import Clock, ManualClock  # noqa: E402
 from robot_rl.deploy.qos import COMMAND, LATCHED, STATE, to_dds  # noqa: E402
+from robot_rl.msgs import Float64MultiArray, String  # noqa: E402
 
 RATE_HZ = 50.0
 NODE_PARAMS = ROOT / "ros2_ws/src/robot_rl_ros/config/arm.yaml"

@@ -1,4 +1,4 @@
-"""``robot-rl dataset info|validate DIR``."""
+"""``robot-rl dataset info|validate DIR`` and ``robot-rl dataset convert-bag BAG out=DIR fps=N``."""
 
 from __future__ import annotations
 
@@ -8,19 +8,69 @@ from rich.console import Console
 
 from robot_rl.core import ConfigError
 
-SUBCOMMANDS = ("info", "validate")
+SUBCOMMANDS = ("info", "validate", "convert-bag")
+CONVERT_USAGE = (
+    "usage: robot-rl dataset convert-bag BAG out=DIR fps=N [state=/topic] [action=/topic] "
+    '[images=[/a,/b]] [task="..."] [instruction=/topic] [overwrite=true]'
+)
+CONVERT_KEYS = ("out", "fps", "state", "action", "images", "task", "instruction", "overwrite")
+
+
+def _parse_kv(extra: list[str]) -> dict[str, str]:
+    """``key=value`` arguments into a dict; unknown keys and bare words are one-line errors."""
+    out = {}
+    for a in extra:
+        key, sep, value = a.partition("=")
+        if not sep or key not in CONVERT_KEYS:
+            raise ConfigError(f"unexpected argument {a!r}; {CONVERT_USAGE}")
+        out[key] = value.strip().strip("'\"")
+    return out
+
+
+def convert_bag(bag: str, extra: list[str], console: Console) -> int:
+    """``convert-bag``: a rosbag2 / MCAP bag into a LeRobot v3 dataset (see ``bag_to_dataset``)."""
+    from robot_rl.data.rosbag import ACTION_TOPIC, INSTRUCTION_TOPIC, STATE_TOPIC, bag_to_dataset
+
+    kv = _parse_kv(extra)
+    if "out" not in kv or "fps" not in kv:
+        raise ConfigError(f"convert-bag needs out=DIR and fps=N; {CONVERT_USAGE}")
+    try:
+        fps = int(kv["fps"])
+    except ValueError:
+        raise ConfigError(f"fps must be an integer, got {kv['fps']!r}") from None
+    images = None
+    if "images" in kv:
+        images = [t.strip().strip("'\"") for t in kv["images"].strip("[]").split(",") if t.strip()]
+    ds = bag_to_dataset(
+        bag,
+        kv["out"],
+        fps=fps,
+        state_topic=kv.get("state", STATE_TOPIC),
+        action_topic=kv.get("action", ACTION_TOPIC),
+        image_topics=images,
+        instruction_topic=kv.get("instruction", INSTRUCTION_TOPIC),
+        task=kv.get("task") or None,
+        overwrite=kv.get("overwrite", "false").lower() in ("1", "true", "yes"),
+    )
+    console.print(
+        f"[green]ok[/]: {bag} -> {kv['out']}: {ds.num_episodes} episodes, {ds.num_frames} frames "
+        f"at {fps} fps, cameras {', '.join(ds.video_keys) or 'none'}"
+    )
+    return 0
 
 
 def main(args: list[str]) -> int:
     from robot_rl.data import dataset_info, validate_dataset
 
     if len(args) < 2 or args[0] not in SUBCOMMANDS:
-        raise ConfigError(f"usage: robot-rl dataset {{{'|'.join(SUBCOMMANDS)}}} DIR")
+        raise ConfigError(f"usage: robot-rl dataset {{{'|'.join(SUBCOMMANDS)}}} DIR|BAG")
     sub, root = args[0], args[1]
     extra = args[2:]
+    console = Console()
+    if sub == "convert-bag":
+        return convert_bag(root, extra, console)
     if extra:
         raise ConfigError(f"unexpected arguments {extra}")
-    console = Console()
     if sub == "info":
         info = dataset_info(root)
         console.print_json(json.dumps(info, default=str))

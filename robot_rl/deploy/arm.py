@@ -16,7 +16,7 @@ import numpy as np
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.layouts import ARM_STATE_NAMES as STATE_NAMES
 from robot_rl.core.profile import RobotProfile
-from robot_rl.deploy.msgs import JointState, Pose
+from robot_rl.msgs import JointState, Pose
 from robot_rl.safety.kinematics import chain_from_profile
 
 FINGERS = ("finger_left", "finger_right")

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from robot_rl.core.errors import ConfigError
-from robot_rl.deploy.msgs import Time, to_time
 from robot_rl.deploy.qos import QosPreset
+from robot_rl.msgs import Time, to_time
 
 Out = list[tuple[str, Any]]
 
@@ -32,7 +32,7 @@ class Port:
     Attributes:
         topic: ROS name as the node writes it: absolute (``/joint_states``), relative
             (``action_raw``, under the node's namespace) or private (``~/action_raw``).
-        msg_type: the message class (``robot_rl.deploy.msgs``).
+        msg_type: the message class (``robot_rl.msgs``).
         qos: the QoS preset (``robot_rl.deploy.qos``).
     """
 

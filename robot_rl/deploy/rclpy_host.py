@@ -18,9 +18,9 @@ import typing
 from typing import Any
 
 from robot_rl.core.errors import RobotRLError
-from robot_rl.deploy.msgs import ros_name
 from robot_rl.deploy.node import NodeLogic, Out
 from robot_rl.deploy.qos import to_rclpy
+from robot_rl.msgs import ros_name
 
 
 class RclpyMissing(RobotRLError):

@@ -15,11 +15,11 @@ from robot_rl.deploy.arm import (
     joint_arrays,
     quat_matrix,
 )
-from robot_rl.deploy.msgs import JointState
 from robot_rl.deploy.node import ManualClock
 from robot_rl.deploy.nodes.sim_bridge import SimBridgeNode, matrix_quat
 from robot_rl.envs import make
 from robot_rl.envs.tasks.arm.base import ArmEnv
+from robot_rl.msgs import JointState
 
 
 def test_state_names_match_the_arm_tasks():

@@ -8,10 +8,10 @@ import pytest
 
 from robot_rl.core.errors import ConfigError
 from robot_rl.deploy.dds import DdsHost, dds_topic, domain_id
-from robot_rl.deploy.msgs import String
 from robot_rl.deploy.node import NodeLogic, Port
 from robot_rl.deploy.qos import STATE
 from robot_rl.deploy.rosargs import NodeOptions
+from robot_rl.msgs import String
 
 
 class Talker(NodeLogic):

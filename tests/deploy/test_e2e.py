@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robot_rl.deploy.msgs import (
+from robot_rl.deploy.qos import COMMAND, LATCHED, STATE, to_dds
+from robot_rl.msgs import (
     Bool,
     DiagnosticArray,
     Float64MultiArray,
@@ -28,7 +29,6 @@ from robot_rl.deploy.msgs import (
     String,
     to_time,
 )
-from robot_rl.deploy.qos import COMMAND, LATCHED, STATE, to_dds
 
 pytestmark = pytest.mark.slow
 

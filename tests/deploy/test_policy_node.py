@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from robot_rl.algos.chunk_runner import ChunkRunner
-from robot_rl.deploy.msgs import String
 from robot_rl.deploy.node import ManualClock
 from robot_rl.deploy.nodes.policy import PolicyNode
 from robot_rl.deploy.nodes.sim_bridge import SimBridgeNode
 from robot_rl.envs import make
+from robot_rl.msgs import String
 from robot_rl.policies import FlowConfig, FlowPolicy
 
 

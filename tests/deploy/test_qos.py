@@ -15,7 +15,7 @@ from cyclonedds.topic import Topic
 
 from robot_rl.core.errors import ConfigError
 from robot_rl.deploy import qos
-from robot_rl.deploy.msgs import Float64MultiArray
+from robot_rl.msgs import Float64MultiArray
 
 # name -> (reliable, transient_local, depth); ROS 2 profiles per FIELD_NOTES "ROS 2 on the wire".
 EXPECTED = {

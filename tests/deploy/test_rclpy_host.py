@@ -7,8 +7,8 @@ import types
 
 import pytest
 
-from robot_rl.deploy.msgs import DiagnosticArray, DiagnosticStatus, Header, KeyValue, Time
 from robot_rl.deploy.rclpy_host import RclpyMissing, from_ros, require_rclpy, to_ros
+from robot_rl.msgs import DiagnosticArray, DiagnosticStatus, Header, KeyValue, Time
 
 
 class Generated:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from robot_rl.core import ConfigError, load_profile
-from robot_rl.deploy.msgs import Bool, DiagnosticStatus, Float64MultiArray, JointState, String
 from robot_rl.deploy.node import ManualClock
 from robot_rl.deploy.nodes.safety import SafetyNode
+from robot_rl.msgs import Bool, DiagnosticStatus, Float64MultiArray, JointState, String
 
 PROFILE = load_profile("arm")
 NAMES = [*PROFILE.joint_names, "finger_left", "finger_right"]

@@ -23,9 +23,9 @@ import torch
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.profile import load_profile
 from robot_rl.deploy.arm import ArmObservation, JointCache
-from robot_rl.deploy.msgs import Float64MultiArray, JointState, PoseStamped, String, to_seconds
 from robot_rl.deploy.node import NodeLogic, Out, Port, episode_event
 from robot_rl.deploy.qos import COMMAND, STATE
+from robot_rl.msgs import Float64MultiArray, JointState, PoseStamped, String, to_seconds
 from robot_rl.policies import load
 from robot_rl.policies.observations import ObservationHistory
 

@@ -30,7 +30,9 @@ import numpy as np
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.profile import load_profile
 from robot_rl.deploy.arm import FINGERS, EeDeltaCommand, JointCache, command_topics
-from robot_rl.deploy.msgs import (
+from robot_rl.deploy.node import NodeLogic, Out, Port, episode_event
+from robot_rl.deploy.qos import COMMAND, LATCHED, STATE
+from robot_rl.msgs import (
     Bool,
     DiagnosticArray,
     DiagnosticStatus,
@@ -43,8 +45,6 @@ from robot_rl.deploy.msgs import (
     String,
     to_duration,
 )
-from robot_rl.deploy.node import NodeLogic, Out, Port, episode_event
-from robot_rl.deploy.qos import COMMAND, LATCHED, STATE
 from robot_rl.safety import SafetyConfig, SafetyState, build_chain
 from robot_rl.safety.chain import build_fallback
 from robot_rl.safety.modes import DAMPED, Mode, ModeMachine

@@ -26,7 +26,11 @@ import torch
 
 from robot_rl.core.errors import ConfigError
 from robot_rl.deploy.arm import FINGERS, command_topics
-from robot_rl.deploy.msgs import (
+from robot_rl.deploy.node import NodeLogic, Out, Port
+from robot_rl.deploy.qos import COMMAND, LATCHED, STATE
+from robot_rl.envs import make
+from robot_rl.envs.tasks.arm.base import ArmEnv
+from robot_rl.msgs import (
     Float64MultiArray,
     Header,
     JointState,
@@ -37,10 +41,6 @@ from robot_rl.deploy.msgs import (
     String,
     to_time,
 )
-from robot_rl.deploy.node import NodeLogic, Out, Port
-from robot_rl.deploy.qos import COMMAND, LATCHED, STATE
-from robot_rl.envs import make
-from robot_rl.envs.tasks.arm.base import ArmEnv
 
 
 def matrix_quat(m: np.ndarray) -> tuple[float, float, float, float]:

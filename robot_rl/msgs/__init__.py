@@ -1,5 +1,8 @@
 """ROS 2 message types as cyclonedds IDL structs, byte-identical on the wire to rmw_cyclonedds.
 
+Shared vocabulary without I/O: the deploy nodes publish them, rosbag conversion (``data``) and
+recording write them. Depends on nothing else in robot_rl.
+
 One module per ROS package; field names, order and types follow the ROS 2 Humble/Jazzy definitions
 (checked against rosbags' typestores in tests/deploy/test_msgs.py). Every struct is `@final`
 (XCDR1, as rmw_cyclonedds requires) and every field has a default, so `JointState()` works.
@@ -9,16 +12,16 @@ annotations by attribute lookup and cannot parse `t.sequence[...]` from a string
 
 from cyclonedds.idl import IdlStruct
 
-from robot_rl.deploy.msgs.ackermann_msgs import AckermannDrive, AckermannDriveStamped
-from robot_rl.deploy.msgs.builtin_interfaces import (
+from robot_rl.msgs.ackermann_msgs import AckermannDrive, AckermannDriveStamped
+from robot_rl.msgs.builtin_interfaces import (
     Duration,
     Time,
     to_duration,
     to_seconds,
     to_time,
 )
-from robot_rl.deploy.msgs.diagnostic_msgs import DiagnosticArray, DiagnosticStatus, KeyValue
-from robot_rl.deploy.msgs.geometry_msgs import (
+from robot_rl.msgs.diagnostic_msgs import DiagnosticArray, DiagnosticStatus, KeyValue
+from robot_rl.msgs.geometry_msgs import (
     Point,
     Pose,
     PoseStamped,
@@ -29,9 +32,9 @@ from robot_rl.deploy.msgs.geometry_msgs import (
     TwistWithCovariance,
     Vector3,
 )
-from robot_rl.deploy.msgs.nav_msgs import Odometry
-from robot_rl.deploy.msgs.sensor_msgs import Image, Imu, JointState, LaserScan
-from robot_rl.deploy.msgs.std_msgs import (
+from robot_rl.msgs.nav_msgs import Odometry
+from robot_rl.msgs.sensor_msgs import Image, Imu, JointState, LaserScan
+from robot_rl.msgs.std_msgs import (
     Bool,
     Empty,
     Float64,
@@ -41,7 +44,7 @@ from robot_rl.deploy.msgs.std_msgs import (
     MultiArrayLayout,
     String,
 )
-from robot_rl.deploy.msgs.trajectory_msgs import JointTrajectory, JointTrajectoryPoint
+from robot_rl.msgs.trajectory_msgs import JointTrajectory, JointTrajectoryPoint
 
 _DDS_INFIX = ".msg.dds_."
 

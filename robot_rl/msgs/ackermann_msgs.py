@@ -6,7 +6,7 @@ import cyclonedds.idl.types as t
 from cyclonedds.idl import IdlStruct
 from cyclonedds.idl.annotations import final
 
-from robot_rl.deploy.msgs.std_msgs import Header
+from robot_rl.msgs.std_msgs import Header
 
 
 @dataclass

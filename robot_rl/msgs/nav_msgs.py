@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from cyclonedds.idl import IdlStruct
 from cyclonedds.idl.annotations import final
 
-from robot_rl.deploy.msgs.geometry_msgs import PoseWithCovariance, TwistWithCovariance
-from robot_rl.deploy.msgs.std_msgs import Header
+from robot_rl.msgs.geometry_msgs import PoseWithCovariance, TwistWithCovariance
+from robot_rl.msgs.std_msgs import Header
 
 
 @dataclass

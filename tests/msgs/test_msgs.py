@@ -17,8 +17,9 @@ from cyclonedds.topic import Topic
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.base import Nodetype
 
-from robot_rl.deploy import msgs, qos
-from robot_rl.deploy.msgs import MESSAGES, dds_type_name, ros_name, to_seconds, to_time
+from robot_rl import msgs
+from robot_rl.deploy import qos
+from robot_rl.msgs import MESSAGES, dds_type_name, ros_name, to_seconds, to_time
 
 # ackermann_msgs is not in rosbags' stores; these are the ros-drivers/ackermann_msgs (ros2) files.
 ACKERMANN_MSG = {

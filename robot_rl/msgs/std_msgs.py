@@ -11,7 +11,7 @@ import cyclonedds.idl.types as t
 from cyclonedds.idl import IdlStruct
 from cyclonedds.idl.annotations import final
 
-from robot_rl.deploy.msgs.builtin_interfaces import Time
+from robot_rl.msgs.builtin_interfaces import Time
 
 
 @dataclass

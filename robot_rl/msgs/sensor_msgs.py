@@ -20,8 +20,8 @@ from cyclonedds.idl._machinery import PlainCdrV2SequenceOfPrimitiveMachine
 from cyclonedds.idl._support import Buffer
 from cyclonedds.idl.annotations import final
 
-from robot_rl.deploy.msgs.geometry_msgs import Quaternion, Vector3
-from robot_rl.deploy.msgs.std_msgs import Header
+from robot_rl.msgs.geometry_msgs import Quaternion, Vector3
+from robot_rl.msgs.std_msgs import Header
 
 
 @dataclass

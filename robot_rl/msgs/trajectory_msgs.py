@@ -6,8 +6,8 @@ import cyclonedds.idl.types as t
 from cyclonedds.idl import IdlStruct
 from cyclonedds.idl.annotations import final
 
-from robot_rl.deploy.msgs.builtin_interfaces import Duration
-from robot_rl.deploy.msgs.std_msgs import Header
+from robot_rl.msgs.builtin_interfaces import Duration
+from robot_rl.msgs.std_msgs import Header
 
 
 @dataclass
