@@ -60,7 +60,7 @@ def make_env_and_expert(task_cfg: TaskConfig, num_envs: int, seed: int, noise: f
     return env, make_expert(task_cfg.name, env, noise=noise, seed=seed)
 
 
-def _check_resumable(writer: DatasetWriter, features: dict, fps: int) -> None:
+def check_resumable(writer: DatasetWriter, features: dict, fps: int) -> None:
     """The episodes to append must have the dataset's rate and features."""
     if writer.fps != fps:
         raise ConfigError(
@@ -98,7 +98,7 @@ def collect_demos(
         features = dataset_features(env)
         fps = round(1.0 / env.control_dt)
         if writer is not None:
-            _check_resumable(writer, features, fps)
+            check_resumable(writer, features, fps)
     except BaseException:
         if writer is not None:
             writer.close()

@@ -13,20 +13,23 @@ commands:
   tasks                         list registered tasks
   collect   task=... episodes=N out=DIR [noise=.. images=true]   record expert demonstrations
   evaluate  task=... controller=expert|random episodes=N          success rate with 95% CI
-  dataset   info|validate DIR   summarize / check a dataset
+  dataset   info|validate DIR | convert-bag BAG out=DIR fps=N   inspect / check / from rosbag2
   train     bc task=... policy=diffusion|flow dataset=DIR      behaviour cloning
   train     residual base=DIR [demos=DIR]                      residual RL on a frozen BC policy
   train     reflex [task=arm_push]                             the safety layer's risk critic
   eval      checkpoint=DIR episodes=N                          evaluate a policy: report + video
   eval      reflex checkpoint=DIR                              reflex critic: precision, recall
+  teleop    task=... device=keyboard|gamepad|spacemouse         drive the simulated robot
+  record    task=... device=... out=DIR [episodes=N resume=true]  record teleop demonstrations
   pipeline  [task=... policy=...]                              collect → train → eval → runs/<name>/
+  cameras   [SOURCE] [save=FILE.png]                           list / open cameras, grab a frame
   launch    FILE [name:=value ...]                             ROS 2 launch file, without ROS
 
 Overrides use Hydra syntax, e.g. task=arm_pick_place task.randomization.friction=[0.5,1.5]."""
 
 
 def _commands() -> dict[str, Callable[[list[str]], int]]:
-    from robot_rl.cli import collect, dataset, launch, pipeline, tasks, train
+    from robot_rl.cli import cameras, collect, dataset, launch, pipeline, tasks, teleop, train
     from robot_rl.cli import eval as eval_cmd
 
     return {
@@ -38,6 +41,9 @@ def _commands() -> dict[str, Callable[[list[str]], int]]:
         "eval": eval_cmd.main,
         "pipeline": pipeline.main,
         "launch": launch.main,
+        "teleop": teleop.teleop_main,
+        "record": teleop.record_main,
+        "cameras": cameras.main,
     }
 
 
