@@ -40,6 +40,7 @@ class RecordConfig(TeleopConfig):
     resume: bool = False
     instruction: str | None = None
     images: bool = False
+    bag: str | None = None  # also write each kept episode as a rosbag2 (MCAP) under this dir
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -177,7 +178,12 @@ def record_main(args: list[str]) -> int:
         raise
     have = writer.num_episodes
     instruction = cfg.instruction or task.instruction
-    recorder = Recorder(writer, lambda f: episode_frames(f, env), record_images=cfg.images)
+    recorder = Recorder(
+        writer,
+        lambda f: episode_frames(f, env),
+        record_images=cfg.images,
+        on_saved=_bag_writer(out, Path(cfg.bag), fps) if cfg.bag else None,
+    )
     print(
         f"recording {cfg.episodes} episodes of {task.name} at {fps} fps with device={cfg.device} "
         f"→ {out}" + (f" (appending after {have} episodes)" if have else "")
@@ -200,3 +206,19 @@ def record_main(args: list[str]) -> int:
         f"{out} now holds {have + res.saved} episodes"
     )
     return 0
+
+
+def _bag_writer(root: Path, bags: Path, fps: int):
+    """Writes each committed episode, read back from the dataset, as ``bags/episode_<k>``."""
+    from robot_rl.data.reader import LeRobotDataset
+    from robot_rl.data.rosbag import write_episode_bag
+
+    bags.mkdir(parents=True, exist_ok=True)
+
+    def write(index: int, task: str) -> None:
+        ds = LeRobotDataset(root)
+        names = {k: f.names for k, f in ds.features.items()}
+        path = bags / f"episode_{index:06d}"
+        write_episode_bag(path, ds.episode(index), fps=fps, task=task, names=names)
+
+    return write

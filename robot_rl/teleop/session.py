@@ -42,10 +42,19 @@ class Recorder:
         writer: an open dataset writer (created or resumed); closed by :meth:`close`.
         columns: step records → dataset columns, the same conversion ``robot-rl collect`` uses.
         record_images: also keep the env's ``image`` observation.
+        on_saved: called with ``(episode index, task)`` once an episode is committed (e.g. to
+            write it as a rosbag2 too).
     """
 
-    def __init__(self, writer: DatasetWriter, columns: FrameColumns, record_images: bool) -> None:
+    def __init__(
+        self,
+        writer: DatasetWriter,
+        columns: FrameColumns,
+        record_images: bool,
+        on_saved: Callable[[int, str], None] | None = None,
+    ) -> None:
         self.writer, self.columns, self.record_images = writer, columns, record_images
+        self.on_saved = on_saved
         self.frames = 0
 
     def add(self, rec: dict[str, torch.Tensor]) -> None:
@@ -58,6 +67,8 @@ class Recorder:
         """Commit the episode (durable on return); returns its index."""
         index = self.writer.save_episode(task, extras={"success": success})
         self.frames = 0
+        if self.on_saved is not None:
+            self.on_saved(index, task)
         return index
 
     def discard(self) -> None:

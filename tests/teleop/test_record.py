@@ -38,7 +38,7 @@ def recorded(tmp_path):
     (2) one take re-recorded, the retake runs into the time limit; (3) one take discarded, the
     next finished as a failure."""
     out = tmp_path / "demo"
-    p = record(out, "episodes=3", 'instruction="push it gently"')
+    p = record(out, "episodes=3", 'instruction="push it gently"', f"bag={tmp_path / 'bags'}")
     saved = []
     try:
         p.expect(r"w/s or")  # the key map is printed
@@ -90,6 +90,27 @@ def test_record_keeps_three_episodes_with_their_frames(recorded):
     act = batch["action"][: saved[0][1], 0].numpy()
     assert act[:, 0].max() > 0.3
     assert act[-1, 6] == 1.0 and np.all(np.diff(act[:, 6]) >= 0)  # closed once, stays closed
+
+
+def test_each_kept_episode_is_also_a_rosbag2_that_converts_back(recorded, tmp_path):
+    from mcap.reader import make_reader
+    from rosbags.rosbag2 import Reader
+
+    from robot_rl.data.rosbag import bag_to_dataset
+
+    out, saved = recorded
+    bags = sorted((out.parent / "bags").iterdir())
+    assert [b.name for b in bags] == ["episode_000000", "episode_000001", "episode_000002"]
+    ds = LeRobotDataset(out)
+    for i, bag in enumerate(bags):
+        with open(next(bag.glob("*.mcap")), "rb") as f:  # the mcap package's own reader
+            topics = {ch.topic for _, ch, _ in make_reader(f).iter_messages()}
+        assert {"/action", "/observation/state", "/instruction"} <= topics
+        with Reader(bag) as reader:  # and rosbags'
+            assert reader.message_count == 2 * saved[i][1] + 1
+        back = bag_to_dataset(bag, tmp_path / f"back{i}", fps=ds.fps)
+        np.testing.assert_allclose(back.episode(0)["action"], ds.episode(i)["action"], atol=1e-6)
+        assert back.tasks == ["push it gently"]
 
 
 def test_kill_during_third_episode_keeps_two(tmp_path):
