@@ -1,4 +1,5 @@
-"""``robot-rl dataset info|validate DIR`` and ``robot-rl dataset convert-bag BAG out=DIR fps=N``."""
+"""``robot-rl dataset info|validate DIR``, ``robot-rl dataset convert-bag BAG out=DIR fps=N`` and
+``robot-rl dataset viz DIR [episode=K] [out=FILE.mp4|FILE.png] [fps=N]``."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from rich.console import Console
 
 from robot_rl.core import ConfigError
 
-SUBCOMMANDS = ("info", "validate", "convert-bag")
+SUBCOMMANDS = ("info", "validate", "convert-bag", "viz")
 CONVERT_USAGE = (
     "usage: robot-rl dataset convert-bag BAG out=DIR fps=N [state=/topic] [action=/topic] "
     '[images=[/a,/b]] [task="..."] [instruction=/topic] [overwrite=true]'
 )
 CONVERT_KEYS = ("out", "fps", "state", "action", "images", "task", "instruction", "overwrite")
+VIZ_USAGE = "usage: robot-rl dataset viz DIR [episode=K] [out=FILE.mp4|FILE.png] [fps=N]"
+VIZ_KEYS = ("episode", "out", "fps")
 
 
 def _parse_kv(extra: list[str]) -> dict[str, str]:
@@ -59,6 +62,28 @@ def convert_bag(bag: str, extra: list[str], console: Console) -> int:
     return 0
 
 
+def viz(root: str, extra: list[str], console: Console) -> int:
+    """``viz``: one episode as an mp4 (cameras + live action/state plots) or a PNG summary."""
+    from robot_rl.data.viz import render_episode
+
+    kv: dict[str, str] = {}
+    for a in extra:
+        key, sep, value = a.partition("=")
+        if not sep or key not in VIZ_KEYS:
+            raise ConfigError(f"unexpected argument {a!r}; {VIZ_USAGE}")
+        kv[key] = value.strip().strip("'\"")
+    ints: dict[str, int] = {}
+    for key in ("episode", "fps"):
+        if key in kv:
+            try:
+                ints[key] = int(kv[key])
+            except ValueError:
+                raise ConfigError(f"{key} must be an integer, got {kv[key]!r}") from None
+    path = render_episode(root, ints.get("episode", 0), kv.get("out") or None, ints.get("fps"))
+    console.print(f"[green]ok[/]: wrote {path}", soft_wrap=True)
+    return 0
+
+
 def main(args: list[str]) -> int:
     from robot_rl.data import dataset_info, validate_dataset
 
@@ -69,6 +94,8 @@ def main(args: list[str]) -> int:
     console = Console()
     if sub == "convert-bag":
         return convert_bag(root, extra, console)
+    if sub == "viz":
+        return viz(root, extra, console)
     if extra:
         raise ConfigError(f"unexpected arguments {extra}")
     if sub == "info":

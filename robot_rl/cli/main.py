@@ -13,7 +13,7 @@ commands:
   tasks                         list registered tasks
   collect   task=... episodes=N out=DIR [noise=.. images=true]   record expert demonstrations
   evaluate  task=... controller=expert|random episodes=N          success rate with 95% CI
-  dataset   info|validate DIR | convert-bag BAG out=DIR fps=N   inspect / check / from rosbag2
+  dataset   info|validate|viz DIR | convert-bag BAG out=DIR fps=N   inspect, check, plot, import
   train     bc task=... policy=diffusion|flow dataset=DIR      behaviour cloning
   train     residual base=DIR [demos=DIR]                      residual RL on a frozen BC policy
   train     reflex [task=arm_push]                             the safety layer's risk critic
