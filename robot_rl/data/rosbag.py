@@ -250,7 +250,7 @@ def _vectors(s: _Stream) -> tuple[np.ndarray, list[str] | None]:
     return np.array(rows, dtype=np.float64), (names if names and len(names) == d else None)
 
 
-def _image(topic: str, m: Any) -> np.ndarray:
+def image_array(topic: str, m: Any) -> np.ndarray:
     """(H, W, 3) uint8 RGB of an rgb8 / bgr8 / rgba8 / bgra8 / mono8 ``Image``."""
     channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
     c = channels.get(m.encoding)
@@ -338,7 +338,7 @@ def bag_to_dataset(
     }
     for s, i in zip(data[2:], idx[2:], strict=True):
         key = IMAGE_PREFIX + camera_name(s.topic)
-        frames[key] = np.stack([_image(s.topic, s.msgs[j]) for j in i])
+        frames[key] = np.stack([image_array(s.topic, s.msgs[j]) for j in i])
         features[key] = Feature("video", frames[key].shape[1:])
     if has_instruction:  # ticks before the first instruction belong to the first episode
         ins = streams[instruction_topic]

@@ -8,6 +8,7 @@ from robot_rl.core.errors import ConfigError
 
 NODES = {
     "policy_node": "robot_rl.deploy.nodes.policy:PolicyNode",
+    "recorder_node": "robot_rl.deploy.nodes.recorder:RecorderNode",
     "safety_node": "robot_rl.deploy.nodes.safety:SafetyNode",
     "sim_bridge_node": "robot_rl.deploy.nodes.sim_bridge:SimBridgeNode",
 }

@@ -22,12 +22,12 @@ setup(
     zip_safe=True,
     maintainer="robot_rl maintainers",
     maintainer_email="maintainers@robot-rl.dev",
-    description="ROS 2 nodes of robot_rl: policy, safety filter, simulator bridge",
+    description="ROS 2 nodes of robot_rl: policy, safety filter, simulator bridge, recorder",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
             f"{name} = {PACKAGE}.nodes:{name}"
-            for name in ("policy_node", "safety_node", "sim_bridge_node")
+            for name in ("policy_node", "recorder_node", "safety_node", "sim_bridge_node")
         ],
     },
 )

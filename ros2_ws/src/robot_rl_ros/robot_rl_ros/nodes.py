@@ -9,6 +9,10 @@ def policy_node() -> None:
     sys.exit(run("policy_node"))
 
 
+def recorder_node() -> None:
+    sys.exit(run("recorder_node"))
+
+
 def safety_node() -> None:
     sys.exit(run("safety_node"))
 
