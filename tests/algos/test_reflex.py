@@ -78,7 +78,8 @@ def test_critic_foresees_the_unsafe_arm(tmp_path):
     train = collect("arm_push", 24, 300, 0, cfg, progress=False)
     val = collect("arm_push", 24, 150, 1, cfg, progress=False)
     assert train.cost[:, train.behaviour[0] == 2].mean() > 0.05  # the divers do cross limits
-    critic, _ = train_critic(train, ReflexConfig(updates=1000, gamma=0.8), progress=False)
+    cfg_ = ReflexConfig(updates=1000, gamma=0.8, hidden=(256, 256))
+    critic, _ = train_critic(train, cfg_, progress=False)
     r = risks(critic, val)
     # steps 3..20 before a violation look far riskier to it than steps nowhere near one
     t_len, n = val.cost.shape
