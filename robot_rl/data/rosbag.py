@@ -275,15 +275,38 @@ def camera_name(topic: str) -> str:
 def align(times: Sequence[np.ndarray], fps: float) -> tuple[np.ndarray, list[np.ndarray]]:
     """Zero-order hold of several streams onto one ``fps`` grid.
 
-    The grid starts at the earliest message of any stream and ends at the last message of any;
-    ticks before every stream has its first message are dropped. Returns the ticks (ns, shape
-    (K,)) and, per stream, the index of its latest message at or before each tick (shape (K,)).
+    The grid starts half a period after the earliest message of any stream, so a stream
+    published at about ``fps`` lands once per tick despite jitter (a grid on the messages'
+    own times would catch each one or its predecessor at random). It ends half a period after
+    the last message; ticks before every stream has its first message are dropped. Returns the
+    ticks (ns, shape (K,)) and, per stream, the index of its latest message at or before each
+    tick (shape (K,)).
     """
+    half = int(round(NS / (2.0 * fps)))  # integer ns: bag times are ~1.7e18, beyond float64
     start, ready = min(int(t[0]) for t in times), max(int(t[0]) for t in times)
     end = max(int(t[-1]) for t in times)
-    ticks = tick_ns(start, np.arange(int((end - start) * fps // NS) + 2), fps)
-    ticks = ticks[(ticks >= ready) & (ticks <= end)]
+    ticks = tick_ns(start + half, np.arange(int((end - start) * fps // NS) + 2), fps)
+    ticks = ticks[(ticks >= ready) & (ticks <= end + half)]
     return ticks, [np.searchsorted(t, ticks, side="right") - 1 for t in times]
+
+
+def answering(
+    state_times: np.ndarray,
+    action_times: np.ndarray,
+    ticks: np.ndarray,
+    held: np.ndarray,
+    fps: float,
+) -> np.ndarray:
+    """For each tick, the action that answers its state: the first action written at or after
+    that state, if it came before the next tick; otherwise the action held at the tick
+    (``held``). A controller's command comes a few ms after the reading it answers, so the
+    latest action at the tick would pair each state with the previous state's command."""
+    first = np.searchsorted(action_times, state_times, side="left")
+    ok = first < len(action_times)
+    never = np.iinfo(np.int64).max  # integer ns throughout: float64 cannot hold bag times
+    arrives = np.where(ok, action_times[np.minimum(first, len(action_times) - 1)], never)
+    period = int(round(NS / fps))
+    return np.where(ok & (arrives < ticks + period), first, held)
 
 
 def bag_to_dataset(
@@ -300,7 +323,8 @@ def bag_to_dataset(
 ) -> Any:
     """Convert a rosbag2 / MCAP bag into a LeRobot v3 dataset at ``out``; returns its reader.
 
-    Every topic is aligned to a ``fps`` timeline by zero-order hold (:func:`align`). State comes
+    Every topic is aligned to a ``fps`` timeline by zero-order hold (:func:`align`); the action
+    of a frame is the command that answers its state (:func:`answering`). State comes
     from a ``Float64MultiArray`` or a ``JointState`` (positions, then velocities), the action from
     a ``Float64MultiArray``, each image topic becomes ``observation.images.<camera_name(topic)>``.
     ``image_topics=None`` takes every ``sensor_msgs/msg/Image`` topic in the bag. When the bag
@@ -311,9 +335,15 @@ def bag_to_dataset(
     from robot_rl.data.reader import LeRobotDataset
     from robot_rl.data.writer import DatasetWriter
 
+    if not (isinstance(fps, int) and fps >= 1):
+        raise DatasetError(f"fps must be an integer >= 1, got {fps!r}")
     topics = bag_topics(bag)
     if image_topics is None:
         image_topics = sorted(t for t, typ in topics.items() if typ == IMAGE)
+    roles = [state_topic, action_topic, *image_topics]
+    repeated = sorted({t for t in roles if roles.count(t) > 1})
+    if repeated:
+        raise DatasetError(f"topics {repeated} are given for more than one of state/action/images")
     wanted = {state_topic: STATE_TYPES, action_topic: (MULTI_ARRAY,)}
     wanted |= {t: (IMAGE,) for t in image_topics}
     has_instruction = instruction_topic in topics and instruction_topic not in wanted
@@ -330,7 +360,9 @@ def bag_to_dataset(
     action, action_names = _vectors(streams[action_topic])
     frames: dict[str, np.ndarray] = {
         "observation.state": state[idx[0]].astype(np.float32),
-        "action": action[idx[1]].astype(np.float32),
+        "action": action[
+            answering(data[0].times[idx[0]], data[1].times, ticks, idx[1], fps)
+        ].astype(np.float32),
     }
     features = {
         "observation.state": Feature("float32", (state.shape[1],), state_names),

@@ -117,25 +117,43 @@ def _jittered(path: Path, state_as_joint_state: bool = False) -> Path:
 
 
 def test_zero_order_hold_on_fps_grid(tmp_path: Path) -> None:
-    # grid from the first message (0 ms) at 10 fps: 0, 100, 200, 300 ms (310 ms is the last).
-    # 0 ms is dropped (no action yet). Latest at or before each tick:
-    #   100 ms: state@0 -> 0, action@90 -> 11;  200 ms: state@190 -> 2, action@90 -> 11;
-    #   300 ms: state@190 -> 2, action@280 -> 13
+    # 10 fps grid from half a period after the first message (0 ms): 50, 150, 250, 350 ms (the
+    # last message is at 310 ms). State: the latest at or before each tick -> 0, 1, 2, 3. Action:
+    # the first one written at or after that state if it comes before the next tick, else the
+    # latest: state@0 -> action@20 (10); state@120 -> action@220 < 250 (12); state@190 ->
+    # action@220 (12); state@310 -> none after it, latest at 350 is action@280 (13).
     ds = bag_to_dataset(_jittered(tmp_path / "bag"), tmp_path / "ds", fps=10, task="t")
     got = ds.episode(0)
-    np.testing.assert_array_equal(got["observation.state"][:, 0], [0, 2, 2])
-    np.testing.assert_array_equal(got["action"][:, 0], [11, 11, 13])
-    # at 20 fps: ticks 50..300 ms every 50 ms
+    np.testing.assert_array_equal(got["observation.state"][:, 0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(got["action"][:, 0], [10, 12, 12, 13])
+    # 20 fps: ticks 25, 75, ..., 325 ms. At 125 the state@120's answer (action@220) comes after
+    # the next tick (175), so the held action@90 (11) is used.
     ds = bag_to_dataset(tmp_path / "bag", tmp_path / "ds20", fps=20, task="t")
     got = ds.episode(0)
-    np.testing.assert_array_equal(got["observation.state"][:, 0], [0, 0, 1, 2, 2, 2])
-    np.testing.assert_array_equal(got["action"][:, 0], [10, 11, 11, 11, 12, 13])
+    np.testing.assert_array_equal(got["observation.state"][:, 0], [0, 0, 1, 1, 2, 2, 3])
+    np.testing.assert_array_equal(got["action"][:, 0], [10, 10, 11, 12, 12, 12, 13])
+
+
+def test_a_jittered_robot_bag_pairs_each_state_with_its_command(tmp_path: Path) -> None:
+    # state at 50 Hz with 0.5 ms jitter, each command 3 ms after the state it answers
+    rng = np.random.default_rng(0)
+    with BagWriter(tmp_path / "bag") as bag:
+        for k in range(100):
+            t = 1_000 * MS + k * 20 * MS + int(rng.uniform(-0.5, 0.5) * MS)
+            bag.write_vector("/observation/state", np.array([k]), t)
+            bag.write_vector("/action", np.array([1000 + k]), t + 3 * MS)
+    got = bag_to_dataset(tmp_path / "bag", tmp_path / "ds", fps=50, task="t").episode(0)
+    state, action = got["observation.state"][:, 0], got["action"][:, 0]
+    np.testing.assert_array_equal(state, np.arange(100))  # every state once, none twice
+    np.testing.assert_array_equal(action, 1000 + state)  # with the command that answered it
 
 
 def test_joint_state_gives_positions_then_velocities(tmp_path: Path) -> None:
     bag = _jittered(tmp_path / "bag", state_as_joint_state=True)
     ds = bag_to_dataset(bag, tmp_path / "ds", fps=10, state_topic="/joint_states", task="t")
-    np.testing.assert_array_equal(ds.episode(0)["observation.state"], [[0, 0], [2, -2], [2, -2]])
+    np.testing.assert_array_equal(
+        ds.episode(0)["observation.state"], [[0, 0], [1, -1], [2, -2], [3, -3]]
+    )
     assert ds.features["observation.state"].names == ["j.pos", "j.vel"]
 
 
@@ -153,6 +171,10 @@ def test_each_instruction_starts_an_episode(tmp_path: Path) -> None:
 
 
 def test_errors_are_one_line(bag: Path, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="more than one of state/action"):
+        bag_to_dataset(bag, tmp_path / "d", fps=10, state_topic="/action", task="t")
+    with pytest.raises(DatasetError, match="fps must be an integer >= 1"):
+        bag_to_dataset(bag, tmp_path / "e", fps=0, task="t")
     with pytest.raises(DatasetError, match=r"bag .*nope does not exist"):
         bag_to_dataset(tmp_path / "nope", tmp_path / "a", fps=10)
     with pytest.raises(DatasetError, match=r"'/joint_states' is not in .* it has \['/action'"):
