@@ -49,11 +49,12 @@ MOTION_KEYS: dict[str, tuple[int, float]] = {
     "u": (5, 1.0), "o": (5, -1.0),  # yaw
 }  # fmt: skip
 _ARROWS = {"A": "w", "B": "s", "D": "a", "C": "d"}  # up, down, left, right
+HANGUP = "<hangup>"  # the terminal went away (an SSH session closed): quit
 EVENT_KEYS: dict[str, Event] = {
     "\r": Event.START, "\n": Event.START,
     "y": Event.SUCCESS, "n": Event.FAILURE,
     "x": Event.RERECORD, "c": Event.DISCARD,
-    "q": Event.QUIT, "\x1b": Event.QUIT,
+    "q": Event.QUIT, HANGUP: Event.QUIT,
 }  # fmt: skip
 GRIPPER_KEY = " "
 
@@ -61,20 +62,28 @@ KEY_HELP = """keys (terminal keyboard; a press moves for ~0.15 s, hold a key to 
   w/s or ↑/↓  x forward/back    a/d or ←/→  y left/right    r/f  z up/down
   j/l roll    i/k pitch    u/o yaw    space  toggle gripper (open ⇄ closed)
   Enter  start episode    y  finish: success    n  finish: failure (kept)
-  x  re-record this episode    c  discard this episode    q / Esc  quit (Ctrl-C too)"""
+  x  re-record this episode    c  discard this episode    q  quit (Ctrl-C too)"""
 
 
-def parse_keys(text: str) -> list[str]:
-    """Split raw terminal input into key names: arrows become their letter, a lone ESC is kept."""
+def parse_keys(text: str) -> tuple[list[str], str]:
+    """Split raw terminal input into key names: arrows become their letter; other escape
+    sequences (function keys, Alt+key prefixes) are dropped, never read as keys. Returns the
+    keys and an escape sequence cut off at the end of ``text``, to prepend to the next read
+    (over SSH a sequence can arrive in two pieces)."""
     keys, i = [], 0
     while i < len(text):
-        if text[i] == "\x1b" and text[i + 1 : i + 2] in ("[", "O") and i + 2 < len(text):
-            keys.append(_ARROWS.get(text[i + 2], ""))
-            i += 3
+        if text[i] == "\x1b":
+            if i + 1 == len(text) or (text[i + 1] in "[O" and i + 2 == len(text)):
+                return [k for k in keys if k], text[i:]  # incomplete: wait for the rest
+            if text[i + 1] in "[O":
+                keys.append(_ARROWS.get(text[i + 2], ""))
+                i += 3
+            else:
+                i += 1  # an Alt prefix or a lone ESC: the key after it counts alone
             continue
         keys.append(text[i])
         i += 1
-    return [k for k in keys if k]
+    return [k for k in keys if k], ""
 
 
 class TerminalKeyboard:
@@ -119,13 +128,19 @@ class TerminalKeyboard:
         self._closed = False
         self._pressed = np.full(6, -np.inf)  # time of each axis' last press
         self._sign = np.zeros(6)
+        self._partial = ""  # an escape sequence cut between two reads
         tty.setcbreak(fd, termios.TCSANOW)
         atexit.register(self.close)
 
     def poll(self) -> TeleopCommand:
         """Read every pending key; returns the decayed twist plus events and gripper toggles."""
         now, cmd = self._clock(), TeleopCommand()
-        for key in parse_keys(self._read()):
+        text, hung_up = self._read()
+        keys, partial = parse_keys(self._partial + text)
+        if partial and not text and partial == self._partial:
+            partial = ""  # nothing followed it for a whole poll: a lone ESC, dropped
+        self._partial = partial
+        for key in keys + ([HANGUP] if hung_up else []):
             self.press(key, now, cmd)
         cmd.twist = self.twist(now)
         return cmd
@@ -145,15 +160,15 @@ class TerminalKeyboard:
         age = now - self._pressed
         return self._sign * np.clip(1.0 - age / self.decay_s, 0.0, 1.0)
 
-    def _read(self) -> str:
+    def _read(self) -> tuple[str, bool]:
+        """Everything pending on the terminal, and whether it hung up (the SSH session closed)."""
         chunks = []
         while select.select([self.fd], [], [], 0)[0]:
             data = os.read(self.fd, 1024)
-            if not data:  # hang-up: the terminal went away
-                chunks.append("\x1b")
-                break
+            if not data:
+                return "".join(chunks), True
             chunks.append(data.decode("utf-8", "replace"))
-        return "".join(chunks)
+        return "".join(chunks), False
 
     def close(self) -> None:
         """Restore the terminal's attributes (idempotent)."""

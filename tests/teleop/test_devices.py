@@ -7,6 +7,7 @@ import select
 import struct
 import sys
 import termios
+import time
 
 import numpy as np
 import pytest
@@ -75,8 +76,28 @@ def test_keyboard_keys_give_decaying_impulses_and_events(pty_pair):
         ]  # fmt: skip
 
 
-def test_parse_keys_splits_arrows_and_lone_escape():
-    assert parse_keys("a\x1b[A\x1b[Bq\x1b") == ["a", "w", "s", "q", "\x1b"]
+def test_parse_keys_splits_arrows_and_keeps_a_cut_sequence_for_the_next_read():
+    assert parse_keys("a\x1b[A\x1b[Bq") == (["a", "w", "s", "q"], "")
+    assert parse_keys("w\x1b") == (["w"], "\x1b")  # an arrow cut after ESC ...
+    assert parse_keys("\x1b" + "[A") == (["w"], "")  # ... completes on the next read
+    assert parse_keys("\x1b[") == ([], "\x1b[")
+    assert parse_keys("\x1bwq") == (["w", "q"], "")  # Alt+w is w; ESC itself never quits
+
+
+def test_a_split_arrow_over_two_polls_moves_and_does_not_quit(pty_pair):
+    master, slave = pty_pair
+    kb = TerminalKeyboard(fd=slave, clock=lambda: 0.0)
+    try:
+        os.write(master, b"\x1b")
+        time.sleep(0.05)
+        first = kb.poll()
+        os.write(master, b"[A")
+        time.sleep(0.05)
+        second = kb.poll()
+    finally:
+        kb.close()
+    assert first.events == [] and second.events == []
+    assert second.twist[0] == 1.0  # the up arrow: +x
 
 
 def test_keyboard_without_terminal_is_a_one_line_error(tmp_path):
