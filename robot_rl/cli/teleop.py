@@ -159,6 +159,8 @@ def record_main(args: list[str]) -> int:
             f"{out} already exists and is not empty; pass resume=true to append to its dataset "
             "or choose another out=DIR"
         )
+    if cfg.bag:
+        check_bag_dir(Path(cfg.bag), cfg.resume)
     _exit_on_hangup()
     task, env, mapping, device = _env_and_device(cfg, images=cfg.images)
     try:
@@ -181,7 +183,9 @@ def record_main(args: list[str]) -> int:
     recorder = Recorder(
         writer,
         lambda f: episode_frames(f, env),
-        record_images=cfg.images,
+        # the dataset declares the cameras whenever the task renders them (images=true or
+        # task.image.enabled=true), so they must be recorded then
+        record_images=bool(env.cfg.image.enabled),
         on_saved=_bag_writer(out, Path(cfg.bag), fps) if cfg.bag else None,
     )
     print(
@@ -208,17 +212,39 @@ def record_main(args: list[str]) -> int:
     return 0
 
 
+def check_bag_dir(bags: Path, resume: bool) -> None:
+    """Before recording: ``bag=DIR`` must be a directory this recording may add to."""
+    if bags.exists() and not bags.is_dir():
+        raise ConfigError(f"bag={bags} exists and is not a directory")
+    if not resume and bags.is_dir() and any(bags.iterdir()):
+        raise ConfigError(
+            f"bag={bags} already holds bags; choose another directory, or pass resume=true to "
+            "add to the dataset and its bags"
+        )
+
+
 def _bag_writer(root: Path, bags: Path, fps: int):
-    """Writes each committed episode, read back from the dataset, as ``bags/episode_<k>``."""
+    """Writes each committed episode, read back from the dataset, as ``bags/episode_<k>``
+    (through a temporary name, so a kill never leaves a partial bag under the final one). A
+    failure is reported and the recording goes on: the episode is safe in the dataset."""
+    import shutil
+
     from robot_rl.data.reader import LeRobotDataset
     from robot_rl.data.rosbag import write_episode_bag
 
     bags.mkdir(parents=True, exist_ok=True)
 
     def write(index: int, task: str) -> None:
-        ds = LeRobotDataset(root)
-        names = {k: f.names for k, f in ds.features.items()}
         path = bags / f"episode_{index:06d}"
-        write_episode_bag(path, ds.episode(index), fps=fps, task=task, names=names)
+        tmp = bags / f".episode_{index:06d}.partial"
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            ds = LeRobotDataset(root)
+            names = {k: f.names for k, f in ds.features.items()}
+            write_episode_bag(tmp, ds.episode(index), fps=fps, task=task, names=names)
+            os.replace(tmp, path)
+        except Exception as e:  # noqa: BLE001 — the dataset already holds the episode
+            print(f"\nwarning: episode {index} was not written as a bag ({e})", file=sys.stderr)
+            shutil.rmtree(tmp, ignore_errors=True)
 
     return write

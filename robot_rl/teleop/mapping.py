@@ -84,8 +84,21 @@ class _Stateless:
 
 MAPPINGS: Registry[Callable[..., ArmMapping | _Stateless]] = Registry("teleop mapping")
 MAPPINGS.register("arm")(ArmMapping)
-MAPPINGS.register("rc_car")(lambda **kw: _Stateless(lambda t: car_action(t, **kw), 2))
-MAPPINGS.register("humanoid")(lambda **kw: _Stateless(lambda t: humanoid_action(t, **kw), 3))
+
+
+def _car(linear_scale: float = 1.0, angular_scale: float = 1.0) -> _Stateless:
+    """The car's throttle scales like a linear speed; its steering takes yaw as it is."""
+    return _Stateless(lambda t: car_action(t, throttle_scale=linear_scale), 2)
+
+
+def _humanoid(linear_scale: float = 1.0, angular_scale: float = 1.0) -> _Stateless:
+    """The base velocity: (vx, vy) as the stick gives them, the yaw rate scaled."""
+    return _Stateless(lambda t: humanoid_action(t, yaw_scale=angular_scale), 3)
+
+
+# every factory takes the CLI's linear_scale / angular_scale
+MAPPINGS.register("rc_car")(_car)
+MAPPINGS.register("humanoid")(_humanoid)
 
 
 def mapping_for(robot_type: str, **kwargs: float) -> ArmMapping | _Stateless:

@@ -173,7 +173,9 @@ def test_resume_appends_and_refuses_a_full_directory(tmp_path):
     scripted(tmp_path, 1, bag=True)
     with pytest.raises(ConfigError, match="not empty; pass resume:=true"):
         RecorderNode({"out": str(tmp_path / "ds"), "task": TASK})
-    scripted(tmp_path, 2, resume=True, bag=True)
+    with pytest.raises(ConfigError, match="recorded at 20 fps, not 10"):
+        RecorderNode({"out": str(tmp_path / "ds"), "task": TASK, "resume": True, "fps": 10})
+    scripted(tmp_path, 2, resume=True, bag=True)  # the refused attempt left the lock free
     ds = LeRobotDataset(tmp_path / "ds")
     assert ds.num_episodes == 3 and validate_dataset(tmp_path / "ds") == []
     assert sorted(b.name for b in (tmp_path / "ds/bags").iterdir()) == [

@@ -63,3 +63,14 @@ def test_merge_adds_twists_and_keeps_both_event_lists():
     np.testing.assert_allclose(m.twist, [1.0, 0.1, 0, 0, 0, 0])  # 1.4 clipped
     assert not m.gripper_toggle  # two flips cancel
     assert m.events == [Event.START, Event.QUIT]
+
+
+@pytest.mark.parametrize("robot_type,dim", [("rc_car", 2), ("humanoid", 3), ("arm6_x", 7)])
+def test_every_mapping_takes_the_cli_scales(robot_type, dim):
+    from robot_rl.teleop.command import TeleopCommand
+
+    m = mapping_for(robot_type, linear_scale=0.5, angular_scale=0.25)  # as robot-rl teleop calls it
+    cmd = TeleopCommand()
+    cmd.twist = np.array([1.0, 0, 0, 0, 0, 1.0])
+    out = m(cmd)
+    assert out.shape == (dim,) and np.all(np.abs(out) <= 1.0)

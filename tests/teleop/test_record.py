@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from robot_rl.algos.bc_data import BCData
+from robot_rl.core.errors import ConfigError
 from robot_rl.data import LeRobotDataset, validate_dataset
 from tests.teleop.pty_driver import PtyProcess
 
@@ -185,3 +186,17 @@ def test_sigterm_drops_the_episode_and_keeps_the_saved_ones(tmp_path):
     assert "Traceback" not in p.output
     assert validate_dataset(out) == []
     assert LeRobotDataset(out).num_episodes == 1
+
+
+def test_a_bag_directory_is_checked_before_recording(tmp_path):
+    from robot_rl.cli.teleop import check_bag_dir
+
+    check_bag_dir(tmp_path / "new", resume=False)  # absent: fine
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "episode_000000").mkdir()
+    with pytest.raises(ConfigError, match="already holds bags"):
+        check_bag_dir(tmp_path / "used", resume=False)
+    check_bag_dir(tmp_path / "used", resume=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="not a directory"):
+        check_bag_dir(tmp_path / "file", resume=False)

@@ -123,6 +123,13 @@ class RecorderNode(NodeLogic):
         self.writer: DatasetWriter | None = None
         if (self.out / "meta/info.json").exists() and p["resume"]:
             self.writer = DatasetWriter.open(self.out)  # locked from now on
+            if self.writer.fps != self.fps:
+                fps = self.writer.fps
+                self.writer.close()
+                raise ConfigError(
+                    f"recorder_node: {self.out} was recorded at {fps} fps, not {self.fps}; "
+                    "resume at its rate (fps:={fps}) or record to another out"
+                )
         elif self.out.exists() and any(self.out.iterdir()):
             hint = "holds no dataset" if p["resume"] else "is not empty; pass resume:=true"
             raise ConfigError(f"recorder_node: out {self.out} {hint}")
