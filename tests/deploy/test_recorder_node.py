@@ -38,8 +38,12 @@ class Commander(NodeLogic):
 
     default_name = "commander"
 
-    def __init__(self, clock: ManualClock, camera: bool = False) -> None:
+    def __init__(self, clock: ManualClock, camera: bool = False, delay: float = 0.0) -> None:
+        """``delay``: seconds between a reading and the answer (a transport's latency)."""
         super().__init__({}, clock)
+        self.delay, self.queue = delay, []
+        if delay:
+            self.timers = {"flush": 0.002}
         self.publishers = {
             "arm": Port("/arm_controller/commands", Float64MultiArray, COMMAND),
             "gripper": Port("/gripper_controller/commands", Float64MultiArray, COMMAND),
@@ -62,6 +66,18 @@ class Commander(NodeLogic):
             self.levels.append([])
 
     def on_joints(self, msg: JointState) -> Out:
+        out = self._answer(msg)
+        if not self.delay:
+            return out
+        self.queue.append((self.clock.now() + self.delay, out))
+        return []
+
+    def tick_flush(self) -> Out:
+        due = [o for t, o in self.queue if t <= self.clock.now() + 1e-9]
+        self.queue = [(t, o) for t, o in self.queue if t > self.clock.now() + 1e-9]
+        return [m for o in due for m in o]
+
+    def _answer(self, msg: JointState) -> Out:
         self.count += 1
         arm = np.asarray(msg.position[:6]) + 0.01 * np.sin(self.count)
         grip = 0.02 + 0.0005 * (self.count % 20)
@@ -70,15 +86,15 @@ class Commander(NodeLogic):
             self.episodes[-1].append(np.concatenate([arm, [grip]]))
             self.states[-1].append([*msg.position, *msg.velocity])
             self.levels[-1].append(level)
-        out = [
-            ("arm", Float64MultiArray(data=[float(x) for x in arm])),
-            ("gripper", Float64MultiArray(data=[grip])),
-        ]
-        if "image" in self.publishers:
+        out = []
+        if "image" in self.publishers:  # the camera frame the command was computed from
             pix = bytes([level]) * (16 * 16 * 3)
             img = Image(height=16, width=16, encoding="rgb8", step=48, data=pix)
             out.append(("image", img))
-        return out
+        return out + [
+            ("arm", Float64MultiArray(data=[float(x) for x in arm])),
+            ("gripper", Float64MultiArray(data=[grip])),
+        ]
 
 
 class CommandTap(NodeLogic):
@@ -99,15 +115,11 @@ class CommandTap(NodeLogic):
         self.latest["gripper"] = list(msg.data)
 
 
-def run(
-    nodes: list[NodeLogic], clock: ManualClock, bridge: SimBridgeNode, phase: float = 0.0
-) -> LocalGraph:
-    """Run the graph until the bridge's last episode ended; the recorder (last node) ticks
-    ``phase`` seconds after the bridge."""
+def run(nodes: list[NodeLogic], clock: ManualClock, bridge: SimBridgeNode) -> LocalGraph:
+    """Run the graph until the bridge's last episode ended."""
     for n in nodes:
         n.log = lambda text: None
     graph = LocalGraph([(n, NodeOptions(n.default_name)) for n in nodes], clock)
-    graph.due[-1]["sample"] += phase
     graph.start()
     bridge.started = True
     while not bridge.done and clock.t < 1000.0 + 60.0:
@@ -116,21 +128,22 @@ def run(
     return graph
 
 
-def scripted(tmp_path: Path, episodes: int, camera: bool = False, phase: float = 0.0, **params):
+def scripted(tmp_path: Path, episodes: int, camera: bool = False, delay: float = 0.0, **params):
     clock = ManualClock(1000.0)
     bridge = SimBridgeNode({"episodes": episodes, "seed": 1, "task_overrides": SHORT}, clock)
-    commander = Commander(clock, camera)
+    commander = Commander(clock, camera, delay)
     images = "/camera/front/image_raw" if camera else ""
     rec = RecorderNode({"out": str(tmp_path / "ds"), "task": TASK, "image_topics": images,
                         **params}, clock)  # fmt: skip
-    graph = run([bridge, commander, rec], clock, bridge, phase)
+    graph = run([bridge, commander, rec], clock, bridge)
     rec.shutdown()
     return bridge, commander, rec, graph
 
 
-@pytest.mark.parametrize("phase", [0.0, 0.03])
-def test_records_each_episode_with_the_commands_sent(tmp_path, phase):
-    bridge, commander, rec, _ = scripted(tmp_path, 3, camera=True, phase=phase)
+@pytest.mark.parametrize("delay", [0.0, 0.03])  # 30 ms of the 50 ms control period
+def test_records_each_episode_with_the_commands_sent(tmp_path, delay):
+    # each reading is paired with the command that answered it, however late that came
+    bridge, commander, rec, _ = scripted(tmp_path, 3, camera=True, delay=delay)
     assert validate_dataset(tmp_path / "ds") == []
     ds = LeRobotDataset(tmp_path / "ds")
     lengths = [r["length"] for r in bridge.results]
@@ -197,15 +210,15 @@ def test_policy_rollouts_through_the_safety_node(tmp_path):
     tap = CommandTap(clock)
     rec = RecorderNode({"out": str(tmp_path / "ds"), "task": TASK}, clock)
     expected: list[list[float]] = []
-    sample = rec.tick_sample
+    write = rec._write_pending
 
-    def spy():
+    def spy():  # in this graph the latest command when the next reading comes answers the last
         before = rec.frames
-        sample()
+        write()
         if rec.frames > before:
             expected.append(tap.latest["arm"] + tap.latest["gripper"])
 
-    rec.tick_sample = spy
+    rec._write_pending = spy
     run([bridge, policy, safety, tap, rec], clock, bridge)
     rec.shutdown()
     ds = LeRobotDataset(tmp_path / "ds")
@@ -227,7 +240,7 @@ def test_an_end_without_start_and_malformed_events_are_ignored_with_a_log(tmp_pa
     assert rec.handle("episode", String(data="{not json")) == []
     assert rec.handle("episode", String(data='["end"]')) == []
     assert rec.handle("stop", Bool(data=True)) == []
-    assert rec.tick("sample") == [] and not rec.active
+    assert rec.frames == 0 and not rec.active
     assert any("without a start" in m for m in logs)
     assert sum("malformed" in m for m in logs) == 2
     rec.shutdown()
@@ -238,15 +251,15 @@ def test_operator_topics_and_an_array_state(tmp_path):
     clock = ManualClock()
     rec = RecorderNode({"out": str(tmp_path / "ds"), "task": TASK, "fps": 10,
                         "state_topic": "/state", "action_topics": "/cmd"}, clock)  # fmt: skip
-    assert rec.timers == {"sample": 0.1}
     rec.log = lambda text: None
     for episode, keep in enumerate((True, False, True)):
         rec.handle("start", Bool(data=True))
-        rec.handle("state", Float64MultiArray(data=[float(episode)] * 3))
-        rec.tick("sample")  # no command yet: skipped
-        for k in range(4):
+        for k in range(4):  # readings at 10 Hz, each answered by a command
+            clock.advance(0.1)
+            rec.handle("state", Float64MultiArray(data=[float(episode)] * 3))
             rec.handle("action_0", Float64MultiArray(data=[k, -k]))
-            rec.tick("sample")
+        clock.advance(0.01)  # a reading sooner than 0.95 / fps after the last: skipped
+        rec.handle("state", Float64MultiArray(data=[9.0] * 3))
         rec.handle("stop" if keep else "discard", Bool(data=True))
     rec.shutdown()
     ds = LeRobotDataset(tmp_path / "ds")

@@ -6,13 +6,14 @@ positions then velocities; or a ``Float64MultiArray`` on ``state_topic``), the a
 commands actually sent, ``Float64MultiArray`` topics concatenated in order: by default the
 profile's arm and gripper command topics) and any cameras (``sensor_msgs/Image``).
 
-A timer at ``fps`` samples the latest message of every stream (zero-order hold) while an
-episode is active. Alignment rule: a frame is written at each tick from the first tick at
-which every stream has had a message since the episode's ``start`` up to the ``end``; so the
-action of frame ``t`` is the last command sent before the tick. Against a simulator stepping at
-``fps`` with a policy answering at once (``LocalGraph``) an episode of ``L`` steps gives ``L``
-frames, one per observation, whatever the timer's phase; over a transport, delivery delay and
-timer jitter make it ``L ± 1`` (a tick before the first command, or two ticks in one step).
+Alignment rule: one frame per state reading (readings closer than ``0.95 / fps`` to the last
+one kept are skipped, for drivers faster than the control rate). A reading's frame pairs it
+with the first complete set of commands received after it, i.e. the commands that answered it,
+and the cameras as they were then; a reading that nothing answered before the next one gets the
+latest commands. The frame is written when the next reading (or the episode's end) arrives.
+So over any transport an episode of ``L`` control steps gives ``L`` frames, each state with its
+own command (a timer sampling "the latest of everything" would pair a state with the previous
+state's command whenever it fired between the two).
 
 Episodes come from ``episode_topic`` (``std_msgs/String`` JSON as the sim bridge publishes:
 ``{"event": "start" | "end" | "discard", "success": bool}``) or from an operator: ``~/start``
@@ -117,7 +118,6 @@ class RecorderNode(NodeLogic):
         self.streams = {"state", *self.action_keys, *self.cameras}
         for key in self.streams:
             setattr(self, f"on_{key}", partial(self._receive, key))
-        self.timers = {"sample": 1.0 / self.fps}
 
         self.out = Path(p["out"])
         self.writer: DatasetWriter | None = None
@@ -144,6 +144,10 @@ class RecorderNode(NodeLogic):
         self.preroll: list[tuple[str, Any, int]] = []  # bagged before the bag could open
         self.saved = 0
         self._warned_velocity = False
+        self.pending: dict[str, np.ndarray] | None = None  # the reading waiting for its answer
+        self.answer: dict[str, np.ndarray] | None = None  # the commands (+ cameras) answering it
+        self.since: set[str] = set()  # command streams received since that reading
+        self.last_reading = -np.inf
 
     # -- messages ------------------------------------------------------------------------
     def _receive(self, key: str, msg: Any) -> Out:
@@ -153,6 +157,13 @@ class RecorderNode(NodeLogic):
         self.latest[key] = msg
         self.fresh.add(key)
         self._to_bag(key, msg)
+        if key == "state":
+            self._write_pending()  # the previous reading, with what answered it
+            self._hold_reading()
+        elif self.pending is not None and key in self.action_keys:
+            self.since.add(key)
+            if self.answer is None and self.since >= set(self.action_keys) and self._complete():
+                self.answer = self._frame(parts=("action", "images"))
         return []
 
     def on_instruction(self, msg: String) -> Out:
@@ -190,11 +201,13 @@ class RecorderNode(NodeLogic):
         if self.active:
             self._drop("a new episode started before it ended")
         self.active, self.frames, self.fresh, self.preroll = True, 0, set(), []
+        self.pending, self.answer, self.last_reading = None, None, -np.inf
 
     def _end(self, success: bool) -> None:
         if not self.active:
             self.log("ignored an episode end without a start")
             return
+        self._write_pending()
         task = self.params["task"] or self.instruction
         if not self.frames:
             self._drop("no tick had a message of every stream")
@@ -216,25 +229,57 @@ class RecorderNode(NodeLogic):
             self.writer.discard_episode()
         self._close_bag(keep=False)
 
-    # -- sampling ------------------------------------------------------------------------
-    def tick_sample(self) -> Out:
-        if not self.active or not self.streams <= self.fresh:
-            return []  # before every stream's first message of the episode
-        frame = self._frame()
-        if frame is None:
-            return []
+    # -- frames --------------------------------------------------------------------------
+    def _complete(self) -> bool:
+        """Every command and camera stream has had a message since the episode started."""
+        return self.streams - {"state"} <= self.fresh
+
+    def _hold_reading(self) -> None:
+        """Keep the state just received until what answers it arrives."""
+        now = self.clock.now()
+        if not self.active or now - self.last_reading < 0.95 / self.fps:
+            return  # not recording, or a driver faster than the control rate
+        reading = self._frame(parts=("state",))
+        if reading is not None:
+            self.pending, self.answer, self.since, self.last_reading = reading, None, set(), now
+
+    def _write_pending(self) -> None:
+        """Write the held reading as a frame: with the commands that answered it, else with
+        the latest ones (none yet this episode: no frame)."""
+        reading, self.pending = self.pending, None
+        if reading is None or not self.active:
+            return
+        answer = self.answer
+        if answer is None:
+            if not self._complete():
+                return
+            answer = self._frame(parts=("action", "images"))
+        frame = reading | answer
         if self.writer is None:
             self.writer = DatasetWriter.create(self.out, self.fps, self._features(frame),
                                                robot_type=self.robot_type)  # fmt: skip
         elif self.frames == 0 and not self._matches(frame):
-            return []
+            return
         self.writer.add_frame(frame)
         self.frames += 1
         if self.params["bag"] and self.bag is None:
             self._open_bag()
 
-    def _frame(self) -> dict[str, np.ndarray] | None:
-        """The latest message of every stream as one frame, or None while incomplete."""
+    def _frame(
+        self, parts: tuple[str, ...] = ("state", "action", "images")
+    ) -> dict[str, np.ndarray] | None:
+        """The latest message of the streams of ``parts`` as (part of) a frame; None while the
+        state cannot be read yet."""
+        frame: dict[str, np.ndarray] = {}
+        if "action" in parts:
+            action = np.concatenate([np.asarray(self.latest[k].data) for k in self.action_keys])
+            frame["action"] = action.astype(np.float32)
+        if "images" in parts:
+            for key, cam in self.cameras.items():
+                topic = self.subscriptions[key].topic
+                frame[f"observation.images.{cam}"] = image_array(topic, self.latest[key])
+        if "state" not in parts:
+            return frame
         if self.joints is not None:
             try:
                 q, dq = self.joints.arrays()
@@ -248,12 +293,7 @@ class RecorderNode(NodeLogic):
             state = np.concatenate([q, dq])
         else:
             state = np.asarray(self.latest["state"].data, np.float64)
-        action = np.concatenate([np.asarray(self.latest[k].data) for k in self.action_keys])
-        frame = {"observation.state": state.astype(np.float32), "action": action.astype(np.float32)}
-        for key, cam in self.cameras.items():
-            topic = self.subscriptions[key].topic
-            frame[f"observation.images.{cam}"] = image_array(topic, self.latest[key])
-        return frame
+        return {"observation.state": state.astype(np.float32), **frame}
 
     def _features(self, frame: dict[str, np.ndarray]) -> dict[str, Feature]:
         """The dataset's features, from the first frame (names only where they fit)."""
