@@ -6,8 +6,9 @@ positions then velocities; or a ``Float64MultiArray`` on ``state_topic``), the a
 commands actually sent, ``Float64MultiArray`` topics concatenated in order: by default the
 profile's arm and gripper command topics) and any cameras (``sensor_msgs/Image``).
 
-Alignment rule: one frame per state reading (readings closer than ``0.95 / fps`` to the last
-one kept are skipped, for drivers faster than the control rate). A reading's frame pairs it
+Alignment rule: one frame per state reading (readings stamped closer than ``0.95 / fps`` to
+the last one kept are skipped, for drivers faster than the control rate; a ``JointState``'s
+header stamp counts, else the receipt time). A reading's frame pairs it
 with the first complete set of commands received after it, i.e. the commands that answered it,
 and the cameras as they were then; a reading that nothing answered before the next one gets the
 latest commands. The frame is written when the next reading (or the episode's end) arrives.
@@ -40,7 +41,7 @@ from robot_rl.data.writer import DatasetWriter
 from robot_rl.deploy.arm import FINGERS, JointCache, command_topics
 from robot_rl.deploy.node import NodeLogic, Out, Port
 from robot_rl.deploy.qos import SENSOR, STATE
-from robot_rl.msgs import Bool, Float64MultiArray, Image, JointState, String
+from robot_rl.msgs import Bool, Float64MultiArray, Image, JointState, String, to_seconds
 
 NS = 1_000_000_000
 
@@ -159,7 +160,10 @@ class RecorderNode(NodeLogic):
         self._to_bag(key, msg)
         if key == "state":
             self._write_pending()  # the previous reading, with what answered it
-            self._hold_reading()
+            header = getattr(msg, "header", None)
+            stamp = to_seconds(header.stamp) if header is not None else 0.0
+            # the driver's stamp when it gives one: receipt times jitter with the transport
+            self._hold_reading(stamp or self.clock.now())
         elif self.pending is not None and key in self.action_keys:
             self.since.add(key)
             if self.answer is None and self.since >= set(self.action_keys) and self._complete():
@@ -234,9 +238,8 @@ class RecorderNode(NodeLogic):
         """Every command and camera stream has had a message since the episode started."""
         return self.streams - {"state"} <= self.fresh
 
-    def _hold_reading(self) -> None:
-        """Keep the state just received until what answers it arrives."""
-        now = self.clock.now()
+    def _hold_reading(self, now: float) -> None:
+        """Keep the state just received (taken at ``now``) until what answers it arrives."""
         if not self.active or now - self.last_reading < 0.95 / self.fps:
             return  # not recording, or a driver faster than the control rate
         reading = self._frame(parts=("state",))
