@@ -11,6 +11,8 @@ NODES = {
     "recorder_node": "robot_rl.deploy.nodes.recorder:RecorderNode",
     "safety_node": "robot_rl.deploy.nodes.safety:SafetyNode",
     "sim_bridge_node": "robot_rl.deploy.nodes.sim_bridge:SimBridgeNode",
+    # a teleop device in the graph; its logic lives with the other devices (robot_rl.teleop)
+    "teleop_node": "robot_rl.teleop.ros_node:TeleopNode",
 }
 
 

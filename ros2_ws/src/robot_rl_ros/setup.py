@@ -27,7 +27,13 @@ setup(
     entry_points={
         "console_scripts": [
             f"{name} = {PACKAGE}.nodes:{name}"
-            for name in ("policy_node", "recorder_node", "safety_node", "sim_bridge_node")
+            for name in (
+                "policy_node",
+                "recorder_node",
+                "safety_node",
+                "sim_bridge_node",
+                "teleop_node",
+            )
         ],
     },
 )

@@ -19,3 +19,7 @@ def safety_node() -> None:
 
 def sim_bridge_node() -> None:
     sys.exit(run("sim_bridge_node"))
+
+
+def teleop_node() -> None:
+    sys.exit(run("teleop_node"))
