@@ -11,7 +11,9 @@ import atexit
 import contextlib
 import os
 import select
+import signal
 import termios
+import threading
 import time
 import tty
 from collections.abc import Callable
@@ -131,6 +133,10 @@ class TerminalKeyboard:
         self._partial = ""  # an escape sequence cut between two reads
         tty.setcbreak(fd, termios.TCSANOW)
         atexit.register(self.close)
+        # Ctrl-Z then `fg`: the shell hands the terminal back line-buffered; raw mode again
+        self._on_cont = None
+        if threading.current_thread() is threading.main_thread():
+            self._on_cont = signal.signal(signal.SIGCONT, self._resume)
 
     def poll(self) -> TeleopCommand:
         """Read every pending key; returns the decayed twist plus events and gripper toggles."""
@@ -170,14 +176,25 @@ class TerminalKeyboard:
             chunks.append(data.decode("utf-8", "replace"))
         return "".join(chunks), False
 
+    def _resume(self, signum: int, frame: object) -> None:
+        if not self._closed:
+            with contextlib.suppress(termios.error):
+                tty.setcbreak(self.fd, termios.TCSANOW)
+        if callable(self._on_cont):
+            self._on_cont(signum, frame)
+
     def close(self) -> None:
         """Restore the terminal's attributes (idempotent)."""
         if self._closed:
             return
-        self._closed = True
-        atexit.unregister(self.close)
         with contextlib.suppress(termios.error):  # a terminal that is gone needs no restoring
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+        # closed only once restored: a second signal during the restore still finds it to do
+        self._closed = True
+        atexit.unregister(self.close)
+        if self._on_cont is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGCONT, self._on_cont)
+            self._on_cont = None
         if self._own:
             os.close(self.fd)
 

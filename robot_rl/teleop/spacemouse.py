@@ -63,6 +63,20 @@ def state_twist(state: SpaceMouseState, deadzone: float = 0.05) -> np.ndarray:
     return np.clip(twist, -1.0, 1.0)
 
 
+def multi_axis_devices(devices: list[dict]) -> list[dict]:
+    """The HID interfaces of 3Dconnexion multi-axis controllers among ``hid.enumerate()``'s:
+    the vendor alone is not enough (0x046D is every Logitech device, a Unifying receiver
+    included), so the interface must also be a generic-desktop multi-axis controller (usage
+    page 1, usage 8)."""
+    return [
+        d
+        for d in devices
+        if d.get("vendor_id") in VENDOR_IDS
+        and d.get("usage_page", 1) == 1
+        and d.get("usage", 8) == 8
+    ]
+
+
 class SpaceMouse:
     """The first 3Dconnexion device hidapi lists (non-blocking reads)."""
 
@@ -73,7 +87,7 @@ class SpaceMouse:
             import hid
         except ImportError:
             raise ConfigError(f"device=spacemouse needs hidapi: {EXTRA_HINT}") from None
-        found = [d for d in hid.enumerate() if d["vendor_id"] in VENDOR_IDS]
+        found = multi_axis_devices(hid.enumerate())
         if not found:
             raise ConfigError("device=spacemouse: no 3Dconnexion HID device found (check udev)")
         self._dev = hid.device()

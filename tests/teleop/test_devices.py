@@ -166,3 +166,29 @@ def test_spacemouse_without_hidapi_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "hid", None)
     with pytest.raises(ConfigError, match=r"pip install robot_rl\[teleop\]"):
         make_device("spacemouse")
+
+
+def test_the_spacemouse_is_told_apart_from_other_logitech_devices():
+    from robot_rl.teleop.spacemouse import multi_axis_devices
+
+    receiver = {"vendor_id": 0x046D, "product_id": 0xC52B, "usage_page": 1, "usage": 2}
+    spacemouse = {"vendor_id": 0x046D, "product_id": 0xC626, "usage_page": 1, "usage": 8}
+    keyboard = {"vendor_id": 0x1234, "product_id": 1, "usage_page": 1, "usage": 6}
+    assert multi_axis_devices([receiver, keyboard, spacemouse]) == [spacemouse]
+
+
+def test_raw_mode_comes_back_after_ctrl_z_and_fg(pty_pair):
+    import signal
+
+    master, slave = pty_pair
+    kb = TerminalKeyboard(fd=slave)
+    try:
+        cooked = termios.tcgetattr(slave)
+        cooked[3] |= termios.ICANON | termios.ECHO  # what the shell leaves after a stop
+        termios.tcsetattr(slave, termios.TCSANOW, cooked)
+        os.kill(os.getpid(), signal.SIGCONT)  # `fg`
+        time.sleep(0.05)
+        assert not termios.tcgetattr(slave)[3] & termios.ICANON
+    finally:
+        kb.close()
+    assert termios.tcgetattr(slave)[3] & termios.ICANON  # and close() restores the original
