@@ -280,3 +280,23 @@ def test_registered_and_refuses_bad_parameters(tmp_path):
         RecorderNode({"out": str(tmp_path), "task": TASK, "image_topics": cams})
     with pytest.raises(ConfigError, match="must be a int"):
         RecorderNode({"out": str(tmp_path), "task": TASK, "fps": 12.5})
+
+
+def test_a_failed_save_stops_recording_and_keeps_the_saved_episodes(tmp_path):
+    bridge, commander, rec, _ = scripted(tmp_path, 1)
+    rec2 = RecorderNode({"out": str(tmp_path / "ds"), "task": TASK, "resume": True}, ManualClock())
+    logs: list[str] = []
+    rec2.log = logs.append
+
+    def full_disk(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    rec2.writer.save_episode = full_disk
+    rec2.handle("episode", String(data='{"event": "start"}'))
+    rec2.frames = 1  # as if it had recorded a frame
+    rec2.handle("episode", String(data='{"event": "end", "success": true}'))
+    assert rec2.failed and any("recording stopped" in m for m in logs)
+    rec2.handle("episode", String(data='{"event": "start"}'))
+    assert not rec2.active and any("not recording" in m for m in logs)
+    rec2.shutdown()
+    assert LeRobotDataset(tmp_path / "ds").num_episodes == 1  # the saved one is intact

@@ -145,6 +145,7 @@ class RecorderNode(NodeLogic):
         self.preroll: list[tuple[str, Any, int]] = []  # bagged before the bag could open
         self.saved = 0
         self._warned_velocity = False
+        self.failed = ""  # why the writer failed; nothing more is recorded after that
         self.pending: dict[str, np.ndarray] | None = None  # the reading waiting for its answer
         self.answer: dict[str, np.ndarray] | None = None  # the commands (+ cameras) answering it
         self.since: set[str] = set()  # command streams received since that reading
@@ -202,6 +203,9 @@ class RecorderNode(NodeLogic):
 
     # -- episodes ------------------------------------------------------------------------
     def _start(self) -> None:
+        if self.failed:
+            self.log(f"not recording: the dataset writer failed earlier ({self.failed})")
+            return
         if self.active:
             self._drop("a new episode started before it ended")
         self.active, self.frames, self.fresh, self.preroll = True, 0, set(), []
@@ -219,7 +223,13 @@ class RecorderNode(NodeLogic):
             self._drop("no task: set task:=TEXT or publish the instruction")
         else:
             self.active = False
-            index = self.writer.save_episode(task, {"success": success})
+            try:
+                index = self.writer.save_episode(task, {"success": success})
+            except Exception as e:  # noqa: BLE001 — e.g. a full disk: stop, keep what is saved
+                self.failed = f"{type(e).__name__}: {e}"
+                self.log(f"could not save the episode ({self.failed}); recording stopped")
+                self._close_bag(keep=False)
+                return
             self._close_bag(keep=True)
             self.saved += 1
             self.log(f"saved episode {index} ({self.frames} frames, success={success})")
