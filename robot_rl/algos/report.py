@@ -10,24 +10,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.algos.evaluate import EvalResult
-from robot_rl.data.video import VideoSegment
-
-
-def tile_videos(videos: Sequence[np.ndarray], cols: int = 2) -> np.ndarray:
-    """Episodes ``(T_i, H, W, 3)`` side by side in a grid ``(max T_i, rows·H, cols·W, 3)``; an
-    episode that ended holds its last frame."""
-    if not videos:
-        raise ValueError("no videos to tile")
-    h, w = videos[0].shape[1:3]
-    cols = min(cols, len(videos))
-    rows = -(-len(videos) // cols)
-    t = max(len(v) for v in videos)
-    grid = np.zeros((t, rows * h, cols * w, 3), np.uint8)
-    for k, v in enumerate(videos):
-        r, c = divmod(k, cols)
-        held = np.concatenate([v, np.repeat(v[-1:], t - len(v), axis=0)])
-        grid[:, r * h : (r + 1) * h, c * w : (c + 1) * w] = held
-    return grid
+from robot_rl.data.video import VideoSegment, tile_videos
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int) -> Path:

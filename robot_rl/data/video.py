@@ -169,3 +169,21 @@ def decode(root: Path, relpath: str, start: int, n: int, fps: int) -> np.ndarray
             f"{relpath} holds {seen} of the {n} frames from frame {start} that meta/episodes lists"
         )
     return out
+
+
+def tile_videos(videos: list[np.ndarray], cols: int | None = None) -> np.ndarray:
+    """Videos ``(T_i, H_i, W_i, 3)`` uint8 in one grid ``(max T_i, rows·H, cols·W, 3)``: a
+    shorter video holds its last frame, a smaller one is padded with black to the largest
+    ``H, W``. ``cols`` defaults to a near-square grid."""
+    if not videos:
+        raise ValueError("no videos to tile")
+    t = max(len(v) for v in videos)
+    h, w = max(v.shape[1] for v in videos), max(v.shape[2] for v in videos)
+    cols = min(cols or int(np.ceil(np.sqrt(len(videos)))), len(videos))
+    rows = -(-len(videos) // cols)
+    grid = np.zeros((t, rows * h, cols * w, 3), np.uint8)
+    for k, v in enumerate(videos):
+        r, c = divmod(k, cols)
+        held = np.concatenate([v, np.repeat(v[-1:], t - len(v), axis=0)])
+        grid[:, r * h : r * h + v.shape[1], c * w : c * w + v.shape[2]] = held
+    return grid

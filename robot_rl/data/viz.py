@@ -8,7 +8,6 @@ matplotlib's object API, not pyplot: no global backend or figure state is touche
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from robot_rl.core.errors import ConfigError, DatasetError
 from robot_rl.data.reader import LeRobotDataset
-from robot_rl.data.video import VideoSegment
+from robot_rl.data.video import VideoSegment, tile_videos
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -25,20 +24,6 @@ if TYPE_CHECKING:
 EXTENSIONS = (".mp4", ".png")
 DPI = 100
 MAX_LIVE_LEGEND = 8  # more entries than this would cover the curves of a small mp4 panel
-
-
-def tile_frames(cams: Sequence[np.ndarray]) -> np.ndarray:
-    """Camera videos ``(T, H_i, W_i, 3)`` uint8 in a near-square grid ``(T, rows·H, cols·W, 3)``;
-    smaller cameras are padded with black to the largest ``H, W``."""
-    t = cams[0].shape[0]
-    h, w = max(c.shape[1] for c in cams), max(c.shape[2] for c in cams)
-    cols = int(np.ceil(np.sqrt(len(cams))))
-    rows = -(-len(cams) // cols)
-    grid = np.zeros((t, rows * h, cols * w, 3), np.uint8)
-    for k, c in enumerate(cams):
-        r, col = divmod(k, cols)
-        grid[:, r * h : r * h + c.shape[1], col * w : col * w + c.shape[2]] = c
-    return grid
 
 
 def plot_keys(ds: LeRobotDataset) -> list[str]:
@@ -110,7 +95,7 @@ def render_mp4(
     the action/state features with a moving cursor, and a title with task, frame and success."""
     n = len(ep["frame_index"])
     keys = plot_keys(ds)
-    cams = tile_frames([ep[k] for k in ds.video_keys]) if ds.video_keys else None
+    cams = tile_videos([ep[k] for k in ds.video_keys]) if ds.video_keys else None
     rows = max(len(keys), 1)
     fig = _new_figure(12.8 if cams is not None else 9.6, max(4.8, 2.0 * rows))
     gs = fig.add_gridspec(
@@ -167,7 +152,7 @@ def render_png(ds: LeRobotDataset, episode: int, ep: dict[str, np.ndarray], out:
     (legends from the feature names in ``meta/info.json`` when it has them)."""
     n = len(ep["frame_index"])
     keys = plot_keys(ds)
-    cams = tile_frames([ep[k] for k in ds.video_keys]) if ds.video_keys else None
+    cams = tile_videos([ep[k] for k in ds.video_keys]) if ds.video_keys else None
     img_rows = 1 if cams is not None else 0
     rows = max(img_rows + len(keys), 1)
     fig = _new_figure(10.0, 2.6 * rows)

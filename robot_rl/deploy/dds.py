@@ -16,7 +16,6 @@ import os
 import signal
 import threading
 import time
-from typing import Any
 
 from cyclonedds.core import GuardCondition, InstanceState, ReadCondition, SampleState, ViewState
 from cyclonedds.domain import DomainParticipant
@@ -169,13 +168,3 @@ class DdsHost:
         if key in self.writers:
             return len(self.writers[key].get_matched_subscriptions())
         return len(self.readers[key][0].get_matched_publications())
-
-
-def wait_for(predicate: Any, timeout: float, poll: float = 0.01) -> bool:
-    """Poll ``predicate()`` until true or ``timeout`` s pass; returns its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= end:
-            return bool(value)
-        time.sleep(poll)

@@ -358,6 +358,11 @@ class SafetyChain:
         for f in self.filters:
             f.commit(state, applied)
 
+    def hold_at(self, command: np.ndarray) -> None:
+        """The robot was commanded ``command (N, A)`` outside the chain (a damped mode): the
+        next tick starts from it, at rest."""
+        self.last_command, self.last_velocity = np.array(command, float), None
+
     def reset(self) -> None:
         for f in self.filters:
             f.reset()

@@ -9,7 +9,8 @@ from PIL import Image
 
 from robot_rl.cli.main import main
 from robot_rl.data import DatasetWriter, Feature
-from robot_rl.data.viz import render_episode, tile_frames
+from robot_rl.data.video import tile_videos
+from robot_rl.data.viz import render_episode
 
 CAM = "observation.images.front"
 LENGTHS = [15, 17]
@@ -95,7 +96,7 @@ def test_dataset_without_cameras_renders(tmp_path):
 def test_tile_frames_pads_smaller_cameras():
     a = np.full((2, 4, 6, 3), 9, np.uint8)
     b = np.full((2, 2, 2, 3), 5, np.uint8)
-    grid = tile_frames([a, b, a])  # 3 cameras -> 2 columns, 2 rows of (4, 6)
+    grid = tile_videos([a, b, a])  # 3 cameras -> 2 columns, 2 rows of (4, 6)
     assert grid.shape == (2, 8, 12, 3)
     assert grid[0, 0, 6, 0] == 5 and grid[0, 3, 11, 0] == 0 and grid[0, 7, 5, 0] == 9
 

@@ -325,7 +325,7 @@ class SafetyNode(NodeLogic):
             applied, report = self.modes.tick(state, policy)
             if self.modes.mode in DAMPED:
                 # the chain resumes from what the damped robot was commanded
-                self.chain.last_command, self.chain.last_velocity = applied.copy(), None
+                self.chain.hold_at(applied)
                 self.status = (report.reason, DiagnosticStatus.ERROR)
         self.last_step = now
         out = self._publish(state, applied)
@@ -363,7 +363,6 @@ class SafetyNode(NodeLogic):
 
     def _publish(self, state: SafetyState, applied: np.ndarray) -> Out:
         cmd = [float(x) for x in np.asarray(applied, float)[0]]
-        self.last_publish = state.now
         if "trajectory" in self.publishers:
             point = JointTrajectoryPoint(positions=cmd, time_from_start=to_duration(self.period))
             # an empty stamp: the controller starts the trajectory on receipt

@@ -124,7 +124,6 @@ class SimBridgeNode(NodeLogic):
         self.timers = {"step": self.period}
         self.started = not p["wait_topic"]
         self.command: np.ndarray | None = None
-        self.commands_received = 0
         env.command_filter = self._apply
         env.reset(seed=p["seed"])
         q, _ = env.command_joints
@@ -152,7 +151,6 @@ class SimBridgeNode(NodeLogic):
             self.log(f"sim_bridge: ignored a joint command of shape {data.shape} or not finite")
             return []
         self.command[:-1] = data
-        self.commands_received += 1
 
     def on_gripper(self, msg: Float64MultiArray) -> Out:
         if not self.accepting and self.started:
@@ -215,7 +213,7 @@ class SimBridgeNode(NodeLogic):
         env = self.env
         header = Header(stamp=to_time(self.sim_time), frame_id=self.params["frame_id"])
         q, dq = env.command_joints
-        fingers = env._qpos[0, env._finger_qadr].numpy()
+        fingers = env.finger_positions[0].numpy()
         finger_vel = float(dq[0, -1])
         joints = JointState(
             header=header,

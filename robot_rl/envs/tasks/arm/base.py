@@ -171,11 +171,16 @@ class ArmEnv(TaskEnv):
     @property
     def gripper_opening(self) -> torch.Tensor:
         """(N,) distance between the fingers' inner faces, metres (cube width when grasping)."""
-        return self._qpos[:, self._finger_qadr].sum(-1)
+        return self.finger_positions.sum(-1)
 
     @property
     def goal(self) -> torch.Tensor:
         return self._goal
+
+    @property
+    def finger_positions(self) -> torch.Tensor:
+        """(N, 2) float64 positions of the left and right finger joints, m."""
+        return self._qpos[:, self._finger_qadr]
 
     @property
     def command_joints(self) -> tuple[torch.Tensor, torch.Tensor]:
