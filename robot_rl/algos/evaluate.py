@@ -71,7 +71,7 @@ def evaluate_policy(
     *,
     seed: int | None = 0,
     video_episodes: int = 0,
-    video_camera: str = "front",
+    video_camera: str | None = None,
     video_size: tuple[int, int] = (240, 320),
     action_steps: int | None = None,
     denoise_steps: int | None = None,
@@ -79,12 +79,14 @@ def evaluate_policy(
 ) -> EvalResult:
     """Run ``policy`` (receding horizon, see :class:`ChunkRunner`) for ``episodes`` episodes.
 
-    ``video_episodes`` envs are filmed through ``video_camera`` during their first episode.
+    ``video_episodes`` envs are filmed through ``video_camera`` (default: the env's
+    ``video_camera``) during their first episode.
     """
     runner = ChunkRunner.for_env(
         policy, env, seed=seed or 0, action_steps=action_steps, denoise_steps=denoise_steps
     )
-    filmer = _Filmer(env, video_episodes, video_camera, video_size) if video_episodes else None
+    camera = video_camera or env.video_camera
+    filmer = _Filmer(env, video_episodes, camera, video_size) if video_episodes else None
     policy_time = 0.0
 
     def controller(obs):

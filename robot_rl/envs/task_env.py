@@ -3,7 +3,7 @@ terms, success/failure, time limits, automatic reset and domain randomization.
 
 Task families subclass :class:`TaskEnv` and fill in the hooks (``_reset_task``, ``_apply_action``,
 ``_observe_state``, ``_reward_terms``, ``_success``, ``_failure``); they never touch the simulator
-directly, only the :class:`PhysicsBackend` interface.
+directly, only the :class:`SimBackend` interface (:class:`PhysicsBackend` for MJCF models).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 from robot_rl.core.threads import torch_threads
-from robot_rl.envs.backends import PhysicsBackend
+from robot_rl.envs.backends import SimBackend
 from robot_rl.envs.config import TaskConfig
 from robot_rl.envs.randomization import DomainRandomizer
 from robot_rl.envs.vec_env import Obs, TensorSpec, VecEnv
@@ -25,11 +25,13 @@ class TaskEnv(VecEnv):
     """A :class:`VecEnv` made of a task (this class's hooks) and a physics backend."""
 
     cfg: TaskConfig
-    backend: PhysicsBackend
+    backend: SimBackend
     state_names: list[str]
     """Name of every entry of the ``state`` observation (dataset feature names)."""
+    video_camera: str = "front"
+    """The camera evaluation videos are filmed through."""
 
-    def __init__(self, cfg: TaskConfig, backend: PhysicsBackend, action_dim: int, seed: int | None):
+    def __init__(self, cfg: TaskConfig, backend: SimBackend, action_dim: int, seed: int | None):
         self.cfg = cfg
         self.backend = backend
         self.num_envs = backend.num_envs
@@ -41,7 +43,7 @@ class TaskEnv(VecEnv):
         self._gen = torch.Generator(device=dev)
         # No seed: a random one, without touching (reseeding) torch's global generator.
         self._gen.manual_seed(seed if seed is not None else secrets.randbits(62))
-        self.randomizer = DomainRandomizer(cfg.randomization, backend, self._gen)
+        self.randomizer = self._make_randomizer()
         k = cfg.randomization.action_delay
         self._action_hist = torch.zeros(n, k + 1, action_dim, device=dev)
         self._delay = torch.zeros(n, dtype=torch.long, device=dev)
@@ -92,8 +94,15 @@ class TaskEnv(VecEnv):
         """(action_dim,) action a delayed env applies before its first real one."""
         return torch.zeros(self.action_dim, device=self.device)
 
-    def _after_physics(self) -> None:  # noqa: B027 - optional hook
-        """Refresh per-step caches after the backend stepped or reset."""
+    def _make_randomizer(self):
+        """The per-env parameter randomizer: an object whose ``apply(ids)`` draws new physical
+        parameters for envs being reset. Default: MuJoCo model fields
+        (:class:`DomainRandomizer`)."""
+        return DomainRandomizer(self.cfg.randomization, self.backend, self._gen)
+
+    def _after_physics(self, ids: torch.Tensor | None = None) -> None:  # noqa: B027 - optional hook
+        """Refresh per-step caches after the backend stepped (``ids`` None: every env) or reset
+        envs ``ids`` (k,)."""
 
     # ----------------------------------------------------------------- the loop
     def reset(self, seed: int | None = None) -> Obs:
@@ -176,7 +185,7 @@ class TaskEnv(VecEnv):
         self.backend.reset_state(ids)
         self._reset_task(ids)
         self.backend.forward(ids)
-        self._after_physics()
+        self._after_physics(ids)
         self.episode_step[ids] = 0
         self.episode_return[ids] = 0.0
         self._action_hist[ids] = self._neutral_action()

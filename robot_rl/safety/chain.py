@@ -24,7 +24,7 @@ from robot_rl.safety.cbf import ArmCBF, Obstacles
 from robot_rl.safety.energy import EnergyTank
 from robot_rl.safety.kinematics import chain_from_profile
 from robot_rl.safety.limits import JointLimits, ObservationGuard, RateLimiter
-from robot_rl.safety.mobile import EmergencyBrake, FallDetector
+from robot_rl.safety.mobile import EmergencyBrake, FallDetector, Geofence
 from robot_rl.safety.watchdog import Watchdog
 from robot_rl.safety.workspace import WorkspaceBox
 
@@ -37,8 +37,13 @@ class SafetyConfig:
     chain: list[str] = field(default_factory=list)  # component names, applied in order
     safe_action: str = "hold"  # hold | damp | brake (what failing closed commands)
     observation_stale_s: float = 0.1
-    position_tolerance: float = 0.05  # rad a reading may lie beyond a limit before it is broken
+    # how far a reading may lie beyond a limit before it is broken (rad for joints); one value
+    # per command entry where their units differ (a car: rad of steering, m/s of speed)
+    position_tolerance: float | list[float] = 0.05
     joint_margin: float = 0.0  # rad kept from every joint's position limit
+    # tighter [lower, upper] for named command entries, e.g. {speed: [-1.0, 3.0]} for a car's
+    # first runs; inside the profile's limits (a limit is written once, a config only narrows it)
+    command_limits: dict[str, list[float]] = field(default_factory=dict)
     gripper_margin: float = 0.0  # m kept from the gripper's limits
     # share of the profile's velocity limits the rate limiter commands: the joints lag their
     # command and catch up faster than it moved, so a command at the limit overshoots it
@@ -52,6 +57,9 @@ class SafetyConfig:
     energy_tank: dict[str, Any] = field(default_factory=dict)  # EnergyTank arguments
     fall: dict[str, Any] = field(default_factory=dict)  # max_roll, max_pitch (rad)
     brake: dict[str, Any] = field(default_factory=dict)  # EmergencyBrake arguments
+    # polygon [[x, y], ...] or low/high [x, y] (m, map/odom frame); margin (m); deceleration
+    # (m/s², default: the profile's speed rate limit)
+    geofence: dict[str, Any] = field(default_factory=dict)
     brake_action: list[float] = field(default_factory=list)  # the brake safe action
     reflex: dict[str, Any] = field(default_factory=dict)  # checkpoint (dir), threshold (optional)
 
@@ -131,6 +139,17 @@ def kept_limits(cfg: SafetyConfig, space: CommandSpace) -> tuple[np.ndarray, np.
         raise ConfigError(
             f"safety margins {cfg.joint_margin} / {cfg.gripper_margin} leave no range"
         )
+    for name, band in cfg.command_limits.items():
+        if name not in space.names:
+            raise ConfigError(f"safety.command_limits names {name!r}; commands: {space.names}")
+        i = space.names.index(name)
+        lo, hi = (float(x) for x in band)
+        if not space.lower[i] <= lo <= hi <= space.upper[i]:
+            raise ConfigError(
+                f"safety.command_limits.{name} = {list(band)} must be an interval inside the "
+                f"profile's [{space.lower[i]}, {space.upper[i]}]"
+            )
+        lower[i], upper[i] = max(lower[i], lo), min(upper[i], hi)
     return lower, upper
 
 
@@ -140,13 +159,19 @@ COMPONENTS: Registry[Builder] = Registry("safety component")
 
 @COMPONENTS.register("observation_guard")
 def _guard(profile, cfg, space, fallback):
+    tolerance = np.asarray(cfg.position_tolerance, float)
+    if tolerance.shape not in ((), space.lower.shape):
+        raise ConfigError(
+            f"safety.position_tolerance {cfg.position_tolerance}: one value, or one per command "
+            f"entry {space.names}"
+        )
     return ObservationGuard(
         fallback,
         space.lower,
         space.upper,
         space.velocity,
         cfg.observation_stale_s,
-        cfg.position_tolerance,
+        tolerance,
     )
 
 
@@ -230,10 +255,51 @@ def _fall(profile, cfg, space, fallback):
 
 @COMPONENTS.register("emergency_brake")
 def _aeb(profile, cfg, space, fallback):
+    # the scan's geometry from the profile unless the config says otherwise: the body reaches
+    # front / rear beyond the lidar, which sees nothing nearer than its range_min
+    v, lidar, c = profile.extra.get("vehicle"), profile.extra.get("lidar"), {}
+    if v and "lidar_x" in v:
+        c["front"] = v["wheelbase"] + v.get("front_overhang", 0.0) - v["lidar_x"]
+        c["rear"] = v["lidar_x"] + v.get("rear_overhang", 0.0)
+    if lidar and "range_min" in lidar:
+        c["range_min"] = lidar["range_min"]
     try:
-        return EmergencyBrake(fallback, len(space.lower), **cfg.brake)
+        return EmergencyBrake(fallback, len(space.lower), **{**c, **cfg.brake})
     except TypeError as e:
         raise ConfigError(f"safety.brake: {e}") from None
+
+
+@COMPONENTS.register("geofence")
+def _geofence(profile, cfg, space, fallback):
+    c = dict(cfg.geofence)
+    if "speed" not in space.names:
+        raise ConfigError(f"{profile.source}: the geofence needs a 'speed' command entry")
+    speed = space.names.index("speed")
+    try:
+        if "polygon" in c and not {"low", "high"} & set(c):
+            polygon = np.asarray(c.pop("polygon"), float)
+        elif "low" in c and "high" in c and "polygon" not in c:
+            (x0, y0), (x1, y1) = c.pop("low"), c.pop("high")
+            polygon = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)
+        else:
+            raise ValueError("needs either polygon: [[x, y], ...] or low: [x, y] and high: [x, y]")
+        margin = float(c.pop("margin", 0.2))
+        decel = float(c.pop("deceleration", space.velocity[speed]))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"safety.geofence {cfg.geofence}: {e}") from None
+    if c:
+        raise ConfigError(f"safety.geofence: unknown keys {sorted(c)}")
+    # the body as a disk around the middle of its length; the pose is the base frame's origin
+    # (the rear axle, hardware/*.yaml vehicle)
+    v = profile.extra.get("vehicle", {})
+    front = float(v.get("wheelbase", 0.0)) + float(v.get("front_overhang", 0.0))
+    rear = float(v.get("rear_overhang", 0.0))
+    offset = (front - rear) / 2
+    radius = float(np.hypot((front + rear) / 2, float(v.get("width", 0.0)) / 2))
+    try:
+        return Geofence(fallback, len(space.lower), polygon, margin, decel, offset, radius, speed)
+    except ValueError as e:
+        raise ConfigError(f"safety.geofence: {e}") from None
 
 
 @COMPONENTS.register("reflex")

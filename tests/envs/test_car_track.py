@@ -109,5 +109,5 @@ def test_bad_csv_names_the_file(tmp_path):
     bad.write_text("0,0,1\n1,0,1\n1,1,1\n")
     with pytest.raises(ConfigError, match="bad.csv"):
         Track.from_csv(bad)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigError, match="no track 'no_such_track'.*oval"):
         Track.load("no_such_track")

@@ -19,7 +19,7 @@ from robot_rl.safety.chain import CommandSpace, build_chain
 from robot_rl.safety.energy import EnergyTank
 from robot_rl.safety.kinematics import chain_from_profile
 from robot_rl.safety.limits import JointLimits, ObservationGuard, RateLimiter
-from robot_rl.safety.mobile import EmergencyBrake, FallDetector
+from robot_rl.safety.mobile import EmergencyBrake, FallDetector, Geofence
 from robot_rl.safety.watchdog import Watchdog
 from robot_rl.safety.workspace import WorkspaceBox
 
@@ -359,6 +359,86 @@ def test_emergency_brake_passes_a_clear_road():
     out, report = aeb.filter(st_, np.array([[0.2, 2.5]]))
     np.testing.assert_array_equal(out, [[0.2, 0.0]])
     assert "braking" in report.reason
+
+
+# a fence with a notch (not convex), the car's body disk (hardware/rccar.yaml geometry)
+FENCE = np.array([[-2.0, -1.0], [3.0, -1.0], [3.0, 2.0], [0.5, 0.5], [-2.0, 2.0]])
+BODY_OFFSET, BODY_RADIUS, FENCE_MARGIN, DECEL = 0.16, 0.33, 0.1, 7.0
+
+
+def geofence():
+    return Geofence(CAR, 2, FENCE, FENCE_MARGIN, DECEL, BODY_OFFSET, BODY_RADIUS)
+
+
+def fence_points(per_edge: int = 500) -> np.ndarray:
+    """The fence's boundary, sampled every 1 cm or closer ``(P, 2)``."""
+    ends = np.roll(FENCE, -1, axis=0)
+    t = np.linspace(0, 1, per_edge)[:, None, None]
+    return (FENCE + t * (ends - FENCE)).reshape(-1, 2)
+
+
+def winding(c: np.ndarray) -> float:
+    """Turns of the fence around ``c`` (1 inside, 0 outside), independent of the filter's test."""
+    rel = FENCE - c
+    ang = np.arctan2(rel[:, 1], rel[:, 0])
+    return float(np.abs(np.angle(np.exp(1j * (np.roll(ang, -1) - ang))).sum()) / (2 * np.pi))
+
+
+@SETTINGS
+@given(
+    pose=arrays(np.float64, (2, 3), elements=st.one_of(st.floats(-3, 4), nasty)),
+    speed=arrays(np.float64, (2,), elements=st.one_of(st.floats(-3, 7), nasty)),
+    cmd=arrays(np.float64, (2, 2), elements=st.one_of(st.floats(-3, 7), nasty)),
+)
+def test_geofence_never_drives_toward_a_fence_within_the_stopping_distance(
+    under_test, pose, speed, cmd
+):
+    f = under_test(geofence())
+    st_ = SafetyState(q=np.zeros((2, 2)), extra={"pose": pose, "speed": speed})
+    out, _ = f.filter(st_, cmd)
+    assert np.isfinite(out).all()
+    points = fence_points()
+    for i in range(2):
+        if not (np.isfinite(pose[i]).all() and np.isfinite(speed[i]) and np.isfinite(cmd[i]).all()):
+            np.testing.assert_array_equal(out[i], [0.0, 0.0])  # braking
+            continue
+        assert out[i, 0] == cmd[i, 0]  # the steering is kept
+        heading = np.array([np.cos(pose[i, 2]), np.sin(pose[i, 2])])
+        c = pose[i, :2] + BODY_OFFSET * heading
+        rel = points - c
+        dist = np.hypot(rel[:, 0], rel[:, 1])
+        if dist.min() > 1e-6 and winding(c) < 0.5:  # outside: stopped
+            assert out[i, 1] == 0.0
+        for sign in (1.0, -1.0):
+            # closing speed in this direction: measured or applied, whichever is larger
+            v = min(max(sign * speed[i], sign * out[i, 1], 0.0), 1e100)  # no overflow
+            reach = BODY_RADIUS + FENCE_MARGIN + v * v / (2 * DECEL)
+            toward = (dist < reach - 1e-9) & (rel @ (sign * heading) > 1e-9)
+            if toward.any():
+                assert sign * out[i, 1] <= 0.0, (sign, points[toward][0])
+
+
+def test_geofence_brakes_toward_the_wall_and_lets_the_car_leave_it():
+    box = np.array([[-5.0, -5.0], [3.0, -5.0], [3.0, 5.0], [-5.0, 5.0]])
+    f = Geofence(CAR, 2, box, FENCE_MARGIN, DECEL, BODY_OFFSET, BODY_RADIUS)
+    # 1 m (body centre 0.16 m further) from the right wall x = 3, heading at it / away from it
+    pose = np.array([[2.0 - BODY_OFFSET, 0.0, 0.0], [2.0 + BODY_OFFSET, 0.0, np.pi]])
+    st_ = SafetyState(q=np.zeros((2, 2)), extra={"pose": pose, "speed": np.array([0.0, 0.0])})
+    # 2 m/s: 0.29 m to stop + 0.33 body + 0.1 margin = 0.72 < 1 m: both pass
+    out, report = f.filter(st_, np.array([[0.1, 2.0], [0.1, 2.0]]))
+    np.testing.assert_array_equal(out, [[0.1, 2.0], [0.1, 2.0]])
+    assert not report.any
+    # 3 m/s: 0.64 + 0.43 = 1.07 > 1 m: the car heading at the wall stops; reversing is allowed
+    out, report = f.filter(st_, np.array([[0.1, 3.0], [0.1, 3.0]]))
+    np.testing.assert_array_equal(out, [[0.1, 0.0], [0.1, 3.0]])
+    assert "stopping distance" in report.reason
+    out, _ = f.filter(st_, np.array([[0.1, -3.0], [0.1, -3.0]]))
+    np.testing.assert_array_equal(out, [[0.1, -3.0], [0.1, 0.0]])
+    # outside (beyond x = 3): stopped both ways; no pose: the brake action
+    st_.extra["pose"] = np.array([[3.5, 0.0, np.pi], [np.nan, 0.0, 0.0]])
+    out, report = f.filter(st_, np.array([[0.1, 1.0], [0.1, 1.0]]))
+    np.testing.assert_array_equal(out, [[0.1, 0.0], [0.0, 0.0]])
+    assert report.fail_closed.tolist() == [False, True]
 
 
 # --- the whole arm chain -------------------------------------------------------------------

@@ -21,6 +21,8 @@ GUARANTEES = [
     "test_filter_properties.py::test_watchdog_replaces_old_commands",
     "test_filter_properties.py::test_fall_detector_damps_when_tilted",
     "test_filter_properties.py::test_emergency_brake_never_drives_into_an_obstacle",
+    "test_filter_properties.py::test_geofence_never_drives_toward_a_fence_within_the_stopping_distance",
+    "test_car_chain.py::test_car_chain_brakes_below_the_time_to_collision",
     "test_cbf.py::test_cbf_keeps_the_safe_set_invariant_on_an_integrator",
     "test_filter_properties.py::test_arm_chain_keeps_rate_box_and_keep_out",
 ]

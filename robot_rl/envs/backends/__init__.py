@@ -8,9 +8,9 @@ import os
 if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
     os.environ["MUJOCO_GL"] = "egl"
 
-from robot_rl.envs.backends.base import PhysicsBackend  # noqa: E402
+from robot_rl.envs.backends.base import PhysicsBackend, SimBackend  # noqa: E402
 from robot_rl.envs.backends.mujoco_cpu import MuJoCoCPUBackend  # noqa: E402
 
 BACKENDS = {"mujoco_cpu": MuJoCoCPUBackend}
 
-__all__ = ["BACKENDS", "MuJoCoCPUBackend", "PhysicsBackend"]
+__all__ = ["BACKENDS", "MuJoCoCPUBackend", "PhysicsBackend", "SimBackend"]

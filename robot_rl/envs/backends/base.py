@@ -13,18 +13,48 @@ import mujoco
 import torch
 
 
-class PhysicsBackend(ABC):
-    """Batched physics of one MJCF model.
+class SimBackend(ABC):
+    """What the task loop (:class:`robot_rl.envs.task_env.TaskEnv`) needs of any batched
+    simulator: stepping, resetting rows and rendering.
 
     Attributes:
-        model: the template ``mujoco.MjModel`` (names, addresses, defaults).
         num_envs: number of simulations N.
         device: device of the returned tensors.
     """
 
-    model: mujoco.MjModel
     num_envs: int
     device: torch.device
+
+    @abstractmethod
+    def step(self, nsubsteps: int) -> None:
+        """Advance every env ``nsubsteps`` physics steps holding the current controls."""
+
+    @abstractmethod
+    def forward(self, ids: torch.Tensor | None = None) -> None:
+        """Recompute derived fields after writing state (e.g. on reset). ``ids``: (k,) int64."""
+
+    @abstractmethod
+    def reset_state(self, ids: torch.Tensor) -> None:
+        """Reset envs ``ids`` to the default state."""
+
+    @abstractmethod
+    def render(
+        self, camera: str, ids: torch.Tensor | None, height: int, width: int
+    ) -> torch.Tensor:
+        """RGB images from a named camera: uint8 (k, H, W, 3) for envs ``ids`` (all if None)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release threads, renderers and GL contexts."""
+
+
+class PhysicsBackend(SimBackend):
+    """Batched physics of one MJCF model.
+
+    Attributes:
+        model: the template ``mujoco.MjModel`` (names, addresses, defaults).
+    """
+
+    model: mujoco.MjModel
 
     @abstractmethod
     def state(self, name: str) -> torch.Tensor:
@@ -42,10 +72,6 @@ class PhysicsBackend(ABC):
         (``output``) describe the new state afterwards."""
 
     @abstractmethod
-    def forward(self, ids: torch.Tensor | None = None) -> None:
-        """Recompute derived fields after writing state (e.g. on reset). ``ids``: (k,) int64."""
-
-    @abstractmethod
     def reset_state(self, ids: torch.Tensor) -> None:
         """Reset envs ``ids`` to the model's default state (velocities, contacts, warm starts)."""
 
@@ -61,12 +87,3 @@ class PhysicsBackend(ABC):
     @abstractmethod
     def model_changed(self, ids: torch.Tensor) -> None:
         """Recompute constants derived from model fields (masses ⇒ inertias) for envs ``ids``."""
-
-    @abstractmethod
-    def render(
-        self, camera: str, ids: torch.Tensor | None, height: int, width: int
-    ) -> torch.Tensor:
-        """RGB images from a named camera: uint8 (k, H, W, 3) for envs ``ids`` (all if None)."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release threads, renderers and GL contexts."""

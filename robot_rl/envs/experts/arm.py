@@ -18,6 +18,10 @@ class ArmExpert(Expert):
 
     env: ArmEnv
     GAIN = 0.5
+    noise_free = (6,)  # the gripper command stays decisive; its timing already varies
+
+    def _hesitate(self, a: torch.Tensor, pause: torch.Tensor) -> None:
+        a[pause, :6] = 0.0  # the hand stops; the gripper keeps its command
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ class Expert(ABC):
         env: the env it acts in.
         noise: imperfection knob ≥ 0. 0 = the clean expert. Otherwise Gaussian action noise of this
             std (in normalized action units) and, with probability ``noise / 10`` per step, a
-            hesitation (zero motion), so demonstrations look like a human's: slower, wobbly,
+            hesitation (:meth:`_hesitate`), so demonstrations look like a human's: slower, wobbly,
             sometimes failing.
         seed: seeds the noise.
         bias: a constant offset added to every action (length ``action_dim``): a systematically
@@ -60,15 +60,22 @@ class Expert(ABC):
 
     __call__ = act  # a controller, as rollouts and the residual learner call them
 
+    noise_free: tuple[int, ...] = ()
+    """Action entries that get no noise (a gripper command stays decisive)."""
+
+    def _hesitate(self, a: torch.Tensor, pause: torch.Tensor) -> None:
+        """Rows ``pause`` (N,) bool of ``a`` hesitate, in place (default: zero motion)."""
+        a[pause] = 0.0
+
     def _act(self, obs: Obs) -> torch.Tensor:
         a = self._clean_action(obs).to(torch.float32)
         if self.noise > 0:
             n, d = a.shape
             eps = torch.randn((n, d), generator=self._gen, device=a.device) * self.noise
-            eps[:, -1] = 0.0  # the gripper command stays decisive; its timing already varies
+            eps[:, list(self.noise_free)] = 0.0
             a = a + eps
             pause = torch.rand(n, generator=self._gen, device=a.device) < self.noise / 10
-            a[pause, :-1] = 0.0
+            self._hesitate(a, pause)
         if self.bias is not None:
             a = a + self.bias.to(a.device)
         return a.clamp(-1.0, 1.0)

@@ -87,7 +87,17 @@ class Track:
     @classmethod
     def load(cls, name: str, device: str | torch.device = "cpu") -> Track:
         """The shipped track ``sim/tracks/<name>.csv``."""
-        return cls.from_csv(asset_path("sim", TRACK_DIR, f"{name}.csv"), device)
+        try:
+            path = asset_path("sim", TRACK_DIR, f"{name}.csv")
+        except FileNotFoundError:
+            known = sorted(p.stem for p in asset_path("sim", TRACK_DIR).glob("*.csv"))
+            raise ConfigError(f"no track {name!r} in sim/{TRACK_DIR}; shipped: {known}") from None
+        return cls.from_csv(path, device)
+
+    @property
+    def segment_length(self) -> torch.Tensor:
+        """Shape ``(M,)``, length of centreline segment i → i+1 (m)."""
+        return self._seg_len
 
     @property
     def device(self) -> torch.device:
@@ -124,6 +134,40 @@ class Track:
         s = (self.s[index] + u_i * self._seg_len[index]) % self.length
         lateral = (rel[torch.arange(len(xy), device=xy.device), index] * self.normal[index]).sum(-1)
         return s, lateral, index
+
+    def progress_near(
+        self, xy: torch.Tensor, index: torch.Tensor, window: int = 8
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`progress` searching only segments ``index − window … index + window``.
+
+        For cars stepped along the track: O(N·window) instead of O(N·M). Exact while the point
+        moved less than ``window`` segments since ``index`` was found (``window`` = 8 covers
+        1.6 m on the shipped 0.2 m centrelines) and no other part of the track lies closer.
+
+        Args:
+            xy: Shape ``(N, 2)``.
+            index: Shape ``(N,)`` int64, each point's segment at the previous query.
+            window: segments searched on each side.
+
+        Returns:
+            ``s``, ``lateral`` and ``index`` as :meth:`progress` returns them.
+        """
+        m = len(self.s)
+        if 2 * window + 1 >= m:
+            return self.progress(xy)
+        offsets = torch.arange(-window, window + 1, device=xy.device)
+        cand = (index[:, None] + offsets) % m  # (N, W)
+        rel = xy[:, None, :] - self.centerline[cand]  # (N, W, 2)
+        seg = self._seg[cand]
+        u = ((rel * seg).sum(-1) / self._seg_len[cand] ** 2).clamp(0.0, 1.0)
+        d2 = (rel - u[..., None] * seg).square().sum(-1)
+        best = d2.argmin(dim=1, keepdim=True)
+        new_index = cand.gather(1, best)[:, 0]
+        u_i = u.gather(1, best)[:, 0]
+        s = (self.s[new_index] + u_i * self._seg_len[new_index]) % self.length
+        rel_i = rel.gather(1, best[..., None].expand(-1, 1, 2))[:, 0]
+        lateral = (rel_i * self.normal[new_index]).sum(-1)
+        return s, lateral, new_index
 
     def half_widths_at(
         self, index: torch.Tensor, s: torch.Tensor
