@@ -11,7 +11,7 @@ next checkpoints lie); the lidar ranges; the last action.
 
 Reward terms: ``progress`` (metres along the centreline this step), ``crash`` (1 on a collision),
 ``success`` (1 when the episode's laps are done), ``action_rate`` (−‖Δa‖²). An episode ends on a
-collision (the car's centre closer than ``collision_margin`` to a boundary) or when stuck
+collision (a corner of the car's body within ``collision_margin`` of a boundary) or when stuck
 (failures), after ``laps`` laps (success), or at ``episode_length`` (truncation). Lap time is the
 length of a successful episode: every episode starts at rest.
 
@@ -54,9 +54,9 @@ class RaceConfig(TaskConfig):
     lidar_max_range: float = 10.0
     lookahead: tuple[float, ...] = (1.0, 2.0, 4.0, 6.0)
     """Metres ahead along the centreline of the points observed in the car's frame."""
-    collision_margin: float = 0.2
-    """A crash: the car's centre of gravity comes this close (m) to a boundary (half the car's
-    width plus the overhang a yawed car sweeps)."""
+    collision_margin: float = 0.0
+    """A crash: a corner of the car's body (the profile's ``vehicle`` box) comes this close (m)
+    to a boundary, or crosses it."""
     stuck_seconds: float = 2.0
     stuck_distance: float = 0.3
     """Stuck (a failure): less than this progress (m) over the last ``stuck_seconds``."""
@@ -196,6 +196,15 @@ class RaceEnv(TaskEnv):
         self._last_action = torch.zeros(n, 2, device=dev)
         self._action_rate = torch.zeros(n, device=dev)
         self._lookahead = torch.tensor(cfg.lookahead, device=dev)
+        front = float(vehicle.get("wheelbase", 0.3302)) - params.lr
+        front += float(vehicle.get("front_overhang", 0.12))
+        rear = params.lr + float(vehicle.get("rear_overhang", 0.13))
+        half = 0.5 * float(vehicle.get("width", 0.31))
+        self._corners = torch.tensor(
+            [[front, half], [front, -half], [-rear, half], [-rear, -half]], device=dev
+        )
+        """Body corners in the centre-of-gravity frame (forward, left), m."""
+        self._start_margin = math.hypot(max(front, rear), half) + cfg.collision_margin
         self._renderers: dict = {}
         self.command_filter = None
         """Sees every AckermannDrive command ``(N, 2)`` (wheel angle rad, speed m/s) before the
@@ -295,7 +304,7 @@ class RaceEnv(TaskEnv):
             index = (torch.searchsorted(track.s, s0, right=True) - 1).clamp(0, len(track.s) - 1)
             left, right = track.half_widths_at(index, s0)
             u = self._uniform(len(sel), -cfg.start_lateral, cfg.start_lateral)
-            m = cfg.collision_margin
+            m = self._start_margin
             offset = torch.where(u >= 0, u * (left - m), u * (right - m))
             normal = torch.stack((-heading.sin(), heading.cos()), dim=-1)
             xy = xy + offset[:, None] * normal
@@ -339,12 +348,7 @@ class RaceEnv(TaskEnv):
             self.ranges[rows] = self.lidars[t].scan(st[rows, :3], self._gen)
             if stepped:
                 self.step_progress[rows] = track.progress_delta(s_prev[rows], s)
-        rows = self._all if stepped else ids
-        m = self.cfg.collision_margin
-        inside = (self.lateral[rows] <= self.half_left[rows] - m) & (
-            self.lateral[rows] >= -(self.half_right[rows] - m)
-        )
-        self.crashed[rows] = ~inside | ~torch.isfinite(st[rows]).all(-1)
+            self.crashed[rows] = self._body_off_track(track, st[rows], self.seg_index[rows])
         if stepped:
             self.progress += self.step_progress
             hist = self._progress_hist
@@ -352,6 +356,23 @@ class RaceEnv(TaskEnv):
             full = self.episode_step + 1 >= hist.shape[1]
             self.stuck = full & (self.progress - hist[:, 0] < self.cfg.stuck_distance)
             self._progress_hist = torch.cat((hist[:, 1:], self.progress[:, None]), dim=1)
+
+    def _body_off_track(
+        self, track: Track, state: torch.Tensor, index: torch.Tensor
+    ) -> torch.Tensor:
+        """(k,) bool: a corner of the body lies within ``collision_margin`` of a boundary or
+        beyond it (or the state is not finite)."""
+        yaw = state[:, D.YAW]
+        fwd = torch.stack((yaw.cos(), yaw.sin()), dim=-1)
+        left = torch.stack((-yaw.sin(), yaw.cos()), dim=-1)
+        c = self._corners  # (4, 2)
+        corners = state[:, None, :2] + c[:, 0, None] * fwd[:, None] + c[:, 1, None] * left[:, None]
+        k = len(state)
+        s, lateral, seg = track.progress_near(corners.reshape(-1, 2), index.repeat_interleave(4))
+        half_l, half_r = track.half_widths_at(seg, s)
+        m = self.cfg.collision_margin
+        inside = (lateral <= half_l - m) & (lateral >= -(half_r - m))
+        return ~inside.view(k, 4).all(-1) | ~torch.isfinite(state).all(-1)
 
     def _observe_state(self) -> torch.Tensor:
         st = self.backend.state
