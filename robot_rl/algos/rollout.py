@@ -27,6 +27,9 @@ class RolloutStats:
     successes: list[bool] = field(default_factory=list)
     returns: list[float] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    """Task-specific per-episode measures (``info["episode"]["metrics"]``), NaN where one did
+    not apply, e.g. a race's ``lap_time`` (laps completed only) and ``crash``."""
 
     @property
     def episodes(self) -> int:
@@ -49,7 +52,13 @@ class RolloutStats:
             "success_ci95_high": hi,
             "mean_return": float(np.mean(self.returns)) if self.returns else 0.0,
             "mean_length": float(np.mean(self.lengths)) if self.lengths else 0.0,
-        }
+        } | {f"mean_{k}": _nanmean(v) for k, v in self.metrics.items()}
+
+
+def _nanmean(values: list[float]) -> float:
+    """Mean over the finite values; NaN when there are none."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def rollout(
@@ -109,6 +118,8 @@ def rollout(
             stats.successes.append(bool(ep["success"][i]))
             stats.returns.append(float(ep["return"][i]))
             stats.lengths.append(int(ep["length"][i]))
+            for k, v in ep.get("metrics", {}).items():
+                stats.metrics.setdefault(k, []).append(float(v[i]))
             if on_episode is not None:
                 frames = {
                     k: torch.stack([h[k][i] for h in history[int(start_step[i]) :]])

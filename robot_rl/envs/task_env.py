@@ -94,6 +94,12 @@ class TaskEnv(VecEnv):
         """(action_dim,) action a delayed env applies before its first real one."""
         return torch.zeros(self.action_dim, device=self.device)
 
+    def _episode_metrics(self, success: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Task-specific measures of an episode, each (N,) float, read where it just ended
+        (e.g. a race's lap time and whether it crashed); NaN where a measure does not apply.
+        Evaluations report the mean of each over the episodes where it is not NaN."""
+        return {}
+
     def _make_randomizer(self):
         """The per-env parameter randomizer: an object whose ``apply(ids)`` draws new physical
         parameters for envs being reset. Default: MuJoCo model fields
@@ -168,6 +174,7 @@ class TaskEnv(VecEnv):
                 "return": self.episode_return.clone(),
                 "length": self.episode_step.clone(),
                 "success": success.clone(),
+                "metrics": self._episode_metrics(success),
             },
             "final_obs": obs,
         }

@@ -75,7 +75,9 @@ class VecEnv(ABC):
                 ``info["final_obs"]``.
             info: ``final_obs`` (obs dict; rows of finished envs hold their last observation),
                 ``success`` (N,) bool, ``reward_terms`` {name: (N,)}, and ``episode`` with
-                ``return``, ``length``, ``success`` (N,) valid where ``terminated | truncated``.
+                ``return``, ``length``, ``success`` (N,) and ``metrics`` (a dict of task-specific
+                (N,) float measures, NaN where one does not apply) valid where
+                ``terminated | truncated``.
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook

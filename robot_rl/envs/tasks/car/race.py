@@ -242,6 +242,16 @@ class RaceEnv(TaskEnv):
         return self.backend.state[:, D.V]
 
     @property
+    def body_corners(self) -> torch.Tensor:
+        """(N, 4, 2) x, y of the body's corners (the profile's ``vehicle`` box) on the map:
+        front left, front right, rear left, rear right."""
+        yaw = self.pose[:, 2]
+        fwd = torch.stack((yaw.cos(), yaw.sin()), dim=-1)
+        left = torch.stack((-yaw.sin(), yaw.cos()), dim=-1)
+        c = self._corners
+        return self.pose[:, None, :2] + c[:, 0, None] * fwd[:, None] + c[:, 1, None] * left[:, None]
+
+    @property
     def measured_command(self) -> torch.Tensor:
         """(N, 2) the measured wheel angle (rad) and speed (m/s): what the command drives."""
         st = self.backend.state
@@ -412,6 +422,18 @@ class RaceEnv(TaskEnv):
 
     def _failure(self) -> torch.Tensor:
         return self.crashed | self.stuck
+
+    def _episode_metrics(self, success: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``lap_time`` (s, completed laps only), ``crash`` and ``stuck`` (1 if it ended so),
+        ``mean_speed`` (m/s of centreline progress)."""
+        seconds = self.episode_step.to(torch.float32) * self.control_dt
+        nan = torch.full_like(seconds, float("nan"))
+        return {
+            "lap_time": torch.where(success, seconds / self.cfg.laps, nan),
+            "crash": self.crashed.to(torch.float32),
+            "stuck": (self.stuck & ~self.crashed).to(torch.float32),
+            "mean_speed": self.progress / seconds.clamp(min=self.control_dt),
+        }
 
     def _reward_terms(self, action: torch.Tensor, success: torch.Tensor) -> dict[str, torch.Tensor]:
         return {
