@@ -85,9 +85,11 @@ def evaluate_in_tasks(
     action_steps: int | None = None,
     denoise_steps: int | None = None,
     safety: dict[str, Any] | str | None = None,
+    wrap=None,
 ) -> dict[str, EvalResult]:
     """Evaluate ``policy`` for ``episodes`` episodes in each task, with a progress bar; with
-    ``safety`` (a safety config or the name of one) the chain filters every command."""
+    ``safety`` (a safety config or the name of one) the chain filters every command; ``wrap``
+    as :func:`evaluate_policy` takes it."""
     results = {}
     with progress_bar() as bar:
         for cfg in tasks:
@@ -104,6 +106,7 @@ def evaluate_in_tasks(
                     action_steps=action_steps,
                     denoise_steps=denoise_steps,
                     progress=lambda k, job=job: bar.update(job, completed=k),
+                    wrap=wrap,
                 )
                 if sim is not None:
                     results[cfg.name].safety = sim.summary()
@@ -240,6 +243,9 @@ class EvalJob:
     """``robot-rl eval`` (``configs/eval.yaml``)."""
 
     checkpoint: str | None = None
+    # a residual checkpoint (robot-rl train residual): evaluate base + residual; the base is
+    # `checkpoint`, default the one the residual was trained on
+    residual: str | None = None
     task: dict[str, Any] | None = None
     tasks: list[str] | None = None  # default: the checkpoint's task(s)
     episodes: int = 200
@@ -267,6 +273,10 @@ class EvalJob:
                 raise ConfigError(f"{key} must be >= 1 (or null for the policy's), got {v}")
 
 
+COMMON = {"mean_length", "mean_return"}
+"""Summary entries every task reports; the others are a task's own metrics."""
+
+
 def default_eval_dir(checkpoint: Path) -> Path:
     """``runs/x/checkpoints/last`` ⇒ ``runs/x/eval``; any other checkpoint ⇒ ``<it>_eval``."""
     if checkpoint.parent.name == "checkpoints":
@@ -277,12 +287,26 @@ def default_eval_dir(checkpoint: Path) -> Path:
 def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint; writes ``report.json``, plots and videos; returns the report."""
     console = console or Console()
-    if not job.checkpoint:
+    device = resolve_device(job.device)
+    wrap, residual_meta = None, None
+    if job.residual:
+        from robot_rl.algos.residual_job import ResidualController, load_residual
+
+        learner, residual_meta = load_residual(job.residual, device)
+
+        def wrap(runner):
+            return ResidualController(runner, learner)
+
+    base = job.checkpoint or (residual_meta or {}).get("base")
+    if not base:
         raise ConfigError("eval needs checkpoint=DIR (a policy checkpoint directory)")
-    ckpt = recover_checkpoint(Path(job.checkpoint))
-    policy = load(ckpt, device=resolve_device(job.device))
+    ckpt = recover_checkpoint(Path(base))
+    policy = load(ckpt, device=device)
     tasks = eval_task_configs(policy, job.task, job.tasks)
-    out = Path(job.out) if job.out else default_eval_dir(ckpt)
+    if job.out:
+        out = Path(job.out)
+    else:
+        out = default_eval_dir(Path(job.residual) if job.residual else ckpt)
     results = evaluate_in_tasks(
         policy,
         tasks,
@@ -293,9 +317,11 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
         action_steps=job.action_steps,
         denoise_steps=job.denoise_steps,
         safety=job.safety,
+        wrap=wrap,
     )
     meta = {
         "checkpoint": str(ckpt),
+        "residual": job.residual,
         "policy": policy.name,
         "head": policy.config.head,
         "episodes": job.episodes,
@@ -312,6 +338,12 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
             f"{s['success_ci95_low']:.1%}–{s['success_ci95_high']:.1%}) over {s['episodes']} "
             f"episodes, mean length {s['mean_length']:.1f}, mean return {s['mean_return']:.2f}"
         )
+        task_metrics = {k: v for k, v in s.items() if k.startswith("mean_") and k not in COMMON}
+        if task_metrics:
+            console.print(
+                "  "
+                + ", ".join(f"{k.removeprefix('mean_')} {v:.3g}" for k, v in task_metrics.items())
+            )
         if r.safety:
             rates = {k.split("/")[1]: v for k, v in r.safety.items() if k.endswith("/rate")}
             busiest = max(rates, key=rates.get) if rates else "-"

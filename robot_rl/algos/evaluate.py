@@ -13,6 +13,7 @@ import torch
 from robot_rl.algos.chunk_runner import ChunkRunner
 from robot_rl.algos.rollout import RolloutStats, rollout
 from robot_rl.envs.task_env import TaskEnv
+from robot_rl.envs.vec_env import Obs
 from robot_rl.policies import Policy
 
 
@@ -76,8 +77,10 @@ def evaluate_policy(
     action_steps: int | None = None,
     denoise_steps: int | None = None,
     progress: Callable[[int], None] | None = None,
+    wrap: Callable[[ChunkRunner], Callable[[Obs], torch.Tensor]] | None = None,
 ) -> EvalResult:
-    """Run ``policy`` (receding horizon, see :class:`ChunkRunner`) for ``episodes`` episodes.
+    """Run ``policy`` (receding horizon, see :class:`ChunkRunner`) for ``episodes`` episodes;
+    ``wrap`` turns the runner into the controller actually run (e.g. base + residual).
 
     ``video_episodes`` envs are filmed through ``video_camera`` (default: the env's
     ``video_camera``) during their first episode.
@@ -85,6 +88,7 @@ def evaluate_policy(
     runner = ChunkRunner.for_env(
         policy, env, seed=seed or 0, action_steps=action_steps, denoise_steps=denoise_steps
     )
+    act = runner if wrap is None else wrap(runner)
     camera = video_camera or env.video_camera
     filmer = _Filmer(env, video_episodes, camera, video_size) if video_episodes else None
     policy_time = 0.0
@@ -94,7 +98,7 @@ def evaluate_policy(
         if filmer is not None:
             filmer.capture()
         t0 = time.perf_counter()
-        action = runner(obs)
+        action = act(obs)
         policy_time += time.perf_counter() - t0
         return action
 

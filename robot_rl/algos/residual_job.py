@@ -4,6 +4,7 @@ actor-critic trained in N parallel envs, base vs base+residual evaluated on the 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -95,6 +96,9 @@ class TrainResidualJob:
     # safety=<name>: configs/safety/<name>.yaml filters every command of the training and the
     # evaluation envs (the deployment chain in the loop); interventions go to TensorBoard
     safety: dict[str, Any] | None = None
+    # the evaluation summary entry the best checkpoint maximizes ("-name" minimizes), e.g.
+    # mean_laps_per_minute on rccar_race (laps completed per minute, 0 for a crash)
+    select: str = "success_rate"
 
     def __post_init__(self) -> None:
         for key in ("num_envs", "eval_every", "eval_episodes", "eval_envs"):
@@ -118,6 +122,55 @@ def save_residual(directory: Path, learner: ResidualLearner, meta: dict[str, Any
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
 
     write_checkpoint(directory, write)
+
+
+def _metrics_text(stats: RolloutStats) -> str:
+    """The task's own evaluation metrics (e.g. lap time, crashes), for the console."""
+    extra = {k: v for k, v in stats.summary().items() if k.startswith("mean_")}
+    extra.pop("mean_return", None)
+    return "".join(f", {k.removeprefix('mean_')} {v:.3g}" for k, v in extra.items())
+
+
+def is_residual_checkpoint(directory: str | Path) -> bool:
+    return (Path(directory) / "residual.safetensors").is_file()
+
+
+def load_residual(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[ResidualLearner, dict[str, Any]]:
+    """A residual checkpoint (:func:`save_residual`): the learner, ready to ``act``, and its
+    ``config.json`` (``base`` names the base policy checkpoint it was trained on). No pickle:
+    tensors from safetensors, settings from JSON; a missing or damaged file is a one-line
+    :class:`ConfigError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    try:
+        meta = json.loads((directory / "config.json").read_text())
+        tensors = load_file(str(directory / "residual.safetensors"))
+    except FileNotFoundError as e:
+        raise ConfigError(
+            f"{directory} is not a residual checkpoint: {e.filename} is missing"
+        ) from None
+    except (json.JSONDecodeError, SafetensorError, OSError) as e:
+        raise ConfigError(f"residual checkpoint {directory} is unreadable: {e}") from None
+    cfg = build_config(ResidualConfig, meta.get("algo", {}), where=f"{directory}/config.json")
+    try:
+        obs_dim = tensors["obs_mean"].shape[-1]
+        action_dim = tensors["actor.net.0.weight"].shape[1] - obs_dim  # input: state ⊕ base action
+        learner = ResidualLearner(obs_dim, action_dim, cfg, device)
+        for name in ("actor", "critic", "actor_target", "critic_target"):
+            part = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(name + ".")}
+            getattr(learner, name).load_state_dict(part)
+        learner.obs_mean = tensors["obs_mean"].to(learner.device)
+        learner.obs_std = tensors["obs_std"].to(learner.device)
+    except (KeyError, RuntimeError) as e:
+        msg = str(e).splitlines()[0]
+        raise ConfigError(
+            f"residual checkpoint {directory} does not match its config: {msg}"
+        ) from None
+    return learner, meta
 
 
 def run_train_residual(job: TrainResidualJob, console: Console | None = None) -> dict[str, Any]:
@@ -161,11 +214,27 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     base_stats = evaluate(False)
     console.print(
         f"base {job.base}: success {base_stats.success_rate:.1%} on {job.eval_episodes} episodes"
+        + _metrics_text(base_stats)
     )
+    key, sign = job.select.removeprefix("-"), (-1.0 if job.select.startswith("-") else 1.0)
+    if key not in base_stats.summary():
+        raise ConfigError(
+            f"select={job.select!r}: the evaluation reports {sorted(base_stats.summary())}"
+        )
+
+    def score(entry: dict[str, Any]) -> float:
+        value = entry[key]
+        return sign * value if value == value else -math.inf  # NaN (e.g. no lap) is worst
+
     tb = SummaryWriter(log_dir=str(out / "tb"))
-    history = [{"env_steps": 0, "success": base_stats.success_rate}]
+    history = [{"env_steps": 0, "success": base_stats.success_rate, **base_stats.summary()}]
     start, next_eval = time.perf_counter(), job.eval_every
-    meta = {"base": str(job.base), "task": task.name, "algo": asdict(cfg), "safety": job.safety}
+    meta = {
+        "base": str(Path(job.base).resolve()),
+        "task": task.name,
+        "algo": asdict(cfg),
+        "safety": job.safety,
+    }
     try:
         with progress_bar("info") as bar:
             bar_job = bar.add_task("residual RL", total=cfg.env_steps, info="")
@@ -177,20 +246,23 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
                 if steps >= next_eval or steps >= cfg.env_steps:
                     next_eval += job.eval_every
                     stats = evaluate(True)
-                    history.append({"env_steps": steps, "success": stats.success_rate})
-                    tb.add_scalar("eval/success_rate", stats.success_rate, steps)
+                    summary = stats.summary()
+                    history.append({"env_steps": steps, "success": stats.success_rate, **summary})
+                    for k, v in summary.items():
+                        if k != "episodes":
+                            tb.add_scalar(f"eval/{k}", v, steps)
                     if sim is not None:  # the chain on the training envs since the start
                         for k, v in sim.summary().items():
                             tb.add_scalar(k, v, steps)
                     info = meta | {"steps": steps, "success": stats.success_rate}
                     save_residual(out / "checkpoints" / "last", learner, info)
-                    if stats.success_rate > max(h["success"] for h in history[:-1]):
+                    if score(history[-1]) > max(score(h) for h in history[:-1]):
                         # better than the base and every earlier evaluation (same episodes)
                         save_residual(out / "checkpoints" / "best", learner, info)
                     bar.update(bar_job, info=f"success {stats.success_rate:.0%}")
                     console.print(
-                        f"env steps {steps}: base+residual success {stats.success_rate:.1%} "
-                        f"({time.perf_counter() - start:.0f} s)"
+                        f"env steps {steps}: base+residual success {stats.success_rate:.1%}"
+                        f"{_metrics_text(stats)} ({time.perf_counter() - start:.0f} s)"
                     )
                 bar.update(bar_job, completed=steps)
 
@@ -199,8 +271,11 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     finally:
         tb.close()
         env.close()
-    best = max(history[1:] or history, key=lambda h: h["success"])
+    best = max(history[1:] or history, key=score)
     summary = {
+        "select": job.select,
+        "base": history[0],
+        "best": best,
         "base_success": base_stats.success_rate,
         "final_success": history[-1]["success"],
         "best_success": best["success"],

@@ -168,6 +168,35 @@ def test_train_residual_runs_on_a_frozen_bc_base(trained, dataset, tmp_path, mon
     meta = json.loads((out / "checkpoints" / "last" / "config.json").read_text())
     assert meta["steps"] == 160 and meta["task"] == "arm_push"
     assert sampled_demos and all(sampled_demos)  # every update drew from the demonstrations
+    assert summary["select"] == "success_rate" and "mean_length" in summary["best"]
+
+    # the residual checkpoint loads without pickle and acts like the learner that saved it
+    from robot_rl.algos.residual_job import load_residual
+
+    learner, meta = load_residual(out / "checkpoints" / "last")
+    assert meta["base"] == str((trained / "checkpoints" / "last").resolve())
+    assert learner.obs_mean.shape == (40,)
+    # base + residual evaluates through `robot-rl eval residual=` (the base from its config)
+    ev = tmp_path / "res_eval"
+    args = ["eval", f"residual={out / 'checkpoints' / 'last'}", "episodes=2", "num_envs=2"]
+    assert main([*args, f"out={ev}", "video_episodes=0", "task.episode_length=10"]) == 0
+    report = json.loads((ev / "report.json").read_text())
+    assert report["residual"] == str(out / "checkpoints" / "last")
+    assert report["tasks"]["arm_push"]["summary"]["episodes"] == 2
+
+
+def test_residual_checkpoint_errors_are_one_line(tmp_path, capsys):
+    from robot_rl.algos.residual_job import load_residual
+    from robot_rl.core import ConfigError
+
+    with pytest.raises(ConfigError, match="residual.safetensors is missing|config.json is missing"):
+        load_residual(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "residual.safetensors").write_bytes(b"\x00" * 10)
+    with pytest.raises(ConfigError, match="unreadable"):
+        load_residual(tmp_path)
+    assert main(["eval", f"residual={tmp_path}"]) == 2
+    assert "unreadable" in capsys.readouterr().err
 
 
 def test_eval_and_residual_with_the_safety_chain_in_the_loop(trained, tmp_path):

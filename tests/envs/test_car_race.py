@@ -226,3 +226,27 @@ def test_gym_adapter_runs_the_race():
     assert obs.shape == (48,)
     obs, r, term, trunc, info = env.step(env.action_space.sample())
     assert math.isfinite(r)
+
+
+def test_episode_metrics_lap_time_crash_and_laps_per_minute():
+    env = E.make("rccar_race", 8, seed=2, tracks=["oval"], laps=0.25)
+    expert = make_expert("rccar_race", env, seed=2)
+    stats = rollout(env, expert.act, 8, seed=2)
+    s = stats.summary()
+    assert s["success_rate"] == 1.0 and s["mean_crash"] == 0.0
+    # a quarter lap: lap_time = episode seconds / 0.25; laps per minute = 60 / lap_time
+    lap_times = [length * env.control_dt / 0.25 for length in stats.lengths]
+    assert s["mean_lap_time"] == pytest.approx(sum(lap_times) / 8, rel=1e-5)
+    assert s["mean_laps_per_minute"] == pytest.approx(sum(60 / t for t in lap_times) / 8, rel=1e-5)
+    # crashing cars: lap time undefined (NaN, left out of the mean), 0 laps per minute
+    env = oval_env(2)
+    env.reset(seed=0)
+    place(env, 11.0, 0.0, 0.0, v=3.0)
+    go = env.command_to_action(torch.tensor([[0.0, 3.0]] * 2))
+    for _ in range(40):
+        _, _, term, _, info = env.step(go)
+        if term.all():
+            break
+    m = info["episode"]["metrics"]
+    assert (m["crash"] == 1).all() and m["lap_time"].isnan().all()
+    assert (m["laps_per_minute"] == 0).all()

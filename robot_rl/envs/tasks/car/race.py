@@ -424,12 +424,15 @@ class RaceEnv(TaskEnv):
         return self.crashed | self.stuck
 
     def _episode_metrics(self, success: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``lap_time`` (s, completed laps only), ``crash`` and ``stuck`` (1 if it ended so),
-        ``mean_speed`` (m/s of centreline progress)."""
+        """``lap_time`` (s, completed laps only), ``laps_per_minute`` (0 when the laps were not
+        completed: one number that rewards both finishing and speed), ``crash`` and ``stuck``
+        (1 if it ended so), ``mean_speed`` (m/s of centreline progress)."""
         seconds = self.episode_step.to(torch.float32) * self.control_dt
         nan = torch.full_like(seconds, float("nan"))
+        lap_time = seconds / self.cfg.laps
         return {
-            "lap_time": torch.where(success, seconds / self.cfg.laps, nan),
+            "lap_time": torch.where(success, lap_time, nan),
+            "laps_per_minute": torch.where(success, 60.0 / lap_time.clamp(min=1e-6), 0.0 * seconds),
             "crash": self.crashed.to(torch.float32),
             "stuck": (self.stuck & ~self.crashed).to(torch.float32),
             "mean_speed": self.progress / seconds.clamp(min=self.control_dt),
