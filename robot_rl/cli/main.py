@@ -17,6 +17,7 @@ commands:
   train     bc task=... policy=diffusion|flow dataset=DIR      behaviour cloning
   train     residual base=DIR [demos=DIR]                      residual RL on a frozen BC policy
   train     reflex [task=arm_push]                             the safety layer's risk critic
+  train     ppo task=... [num_envs=N resume=DIR]               PPO from scratch, parallel envs
   eval      checkpoint=DIR episodes=N                          evaluate a policy: report + video
   eval      reflex checkpoint=DIR                              reflex critic: precision, recall
   teleop    task=... device=keyboard|gamepad|spacemouse         drive the simulated robot

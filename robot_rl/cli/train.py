@@ -1,5 +1,6 @@
-"""``robot-rl train bc ...`` (behaviour cloning), ``robot-rl train residual ...`` and
-``robot-rl train reflex ...`` (the safety layer's risk critic)."""
+"""``robot-rl train bc ...`` (behaviour cloning), ``robot-rl train residual ...``,
+``robot-rl train reflex ...`` (the safety layer's risk critic) and ``robot-rl train ppo ...``
+(PPO from scratch in parallel envs)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from robot_rl.cli.compose import compose_config, to_container
 from robot_rl.core import ConfigError
 from robot_rl.envs.config import build_config
 
-ALGOS = ("bc", "residual", "reflex")
+ALGOS = ("bc", "residual", "reflex", "ppo")
 
 
 def main(args: list[str]) -> int:
@@ -23,6 +24,10 @@ def main(args: list[str]) -> int:
         from robot_rl.algos.residual_job import TrainResidualJob, run_train_residual
 
         run_train_residual(build_config(TrainResidualJob, config, where="train residual"))
+    elif args[0] == "ppo":
+        from robot_rl.algos.ppo_job import TrainPPOJob, run_train_ppo
+
+        run_train_ppo(build_config(TrainPPOJob, config, where="train ppo"))
     else:
         from robot_rl.algos.reflex import TrainReflexJob, run_train_reflex
 
