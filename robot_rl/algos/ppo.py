@@ -359,8 +359,9 @@ class PPO:
         seed: int = 0,
     ) -> None:
         self.cfg, self.device = cfg, torch.device(device)
-        torch.manual_seed(seed)
-        self.model = ActorCritic(obs_dims, action_dim, cfg).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's RNG untouched
+            torch.manual_seed(seed)
+            self.model = ActorCritic(obs_dims, action_dim, cfg).to(self.device)
         self.lr = cfg.lr
         self.optim = torch.optim.Adam(self.model.parameters(), lr=self.lr)
         self.gen = torch.Generator(device=self.device)

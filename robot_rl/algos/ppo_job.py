@@ -29,7 +29,7 @@ from robot_rl.algos.train_state import (
 )
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
-from robot_rl.envs import load_task_config, make
+from robot_rl.envs import load_task_config, make, simulation_device
 from robot_rl.envs.config import TaskConfig, build_config
 from robot_rl.envs.vec_env import Obs, VecEnv
 
@@ -142,12 +142,12 @@ class TrainPPOJob:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
 
 
-def evaluate_policy(
+def evaluate_ppo(
     task: TaskConfig, policy: PPOPolicy, episodes: int, num_envs: int, seed: int, device: str
 ) -> RolloutStats:
     """``episodes`` episodes of the deterministic policy on a fresh env (same seed ⇒ same
     episodes), the statistics frozen."""
-    env = make(task, min(num_envs, episodes), seed=seed, device=device)
+    env = make(task, min(num_envs, episodes), seed=seed, device=simulation_device(task, device))
     try:
         return rollout(env, policy, episodes, seed=seed)
     finally:
@@ -197,7 +197,7 @@ def run_train_ppo(job: TrainPPOJob, console: Console | None = None) -> dict[str,
     device = resolve_device(job.device)
     out = Path(job.out or f"runs/ppo_{task.name}")
     out.mkdir(parents=True, exist_ok=True)
-    env = make(task, job.num_envs, seed=job.seed, device=device)
+    env = make(task, job.num_envs, seed=job.seed, device=simulation_device(task, device))
     dims = obs_dims(env)
     learner = PPO(dims, env.action_dim, cfg, device, job.seed)
     done_steps, best_score = 0, -math.inf
@@ -220,7 +220,7 @@ def run_train_ppo(job: TrainPPOJob, console: Console | None = None) -> dict[str,
     def evaluate(steps: int) -> None:
         nonlocal best_score
         policy = PPOPolicy(learner.model, meta)
-        stats = evaluate_policy(task, policy, job.eval_episodes, job.eval_envs, eval_seed, device)
+        stats = evaluate_ppo(task, policy, job.eval_episodes, job.eval_envs, eval_seed, device)
         learner.model.train()
         summary = stats.summary()
         if key not in summary:

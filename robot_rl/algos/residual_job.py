@@ -131,10 +131,6 @@ def _metrics_text(stats: RolloutStats) -> str:
     return "".join(f", {k.removeprefix('mean_')} {v:.3g}" for k, v in extra.items())
 
 
-def is_residual_checkpoint(directory: str | Path) -> bool:
-    return (Path(directory) / "residual.safetensors").is_file()
-
-
 def load_residual(
     directory: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[ResidualLearner, dict[str, Any]]:
@@ -151,7 +147,8 @@ def load_residual(
         tensors = load_file(str(directory / "residual.safetensors"))
     except FileNotFoundError as e:
         raise ConfigError(
-            f"{directory} is not a residual checkpoint: {e.filename} is missing"
+            f"{directory} is not a residual checkpoint: {e.filename} is missing (a run writes "
+            "checkpoints/best only when an evaluation beat the base; checkpoints/last always)"
         ) from None
     except (json.JSONDecodeError, SafetensorError, OSError) as e:
         raise ConfigError(f"residual checkpoint {directory} is unreadable: {e}") from None

@@ -7,7 +7,7 @@
 from robot_rl.envs import backends as _backends  # noqa: F401  (sets MUJOCO_GL before mujoco loads)
 from robot_rl.envs import tasks as _tasks  # noqa: F401  (registers the tasks)
 from robot_rl.envs.config import ImageConfig, RandomizationConfig, TaskConfig
-from robot_rl.envs.registry import TASKS, load_task_config, make, task_names
+from robot_rl.envs.registry import TASKS, load_task_config, make, simulation_device, task_names
 from robot_rl.envs.vec_env import Obs, TensorSpec, VecEnv
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "VecEnv",
     "load_task_config",
     "make",
+    "simulation_device",
     "task_names",
 ]
 

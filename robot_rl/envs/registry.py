@@ -83,5 +83,13 @@ def make(
     return TASKS.get(cfg.name).env_cls(cfg, num_envs, device=device, seed=seed)
 
 
+def simulation_device(task: TaskConfig, device: str) -> str:
+    """Where ``task``'s envs run for a learner on ``device``: the MuJoCo CPU backend's tasks on
+    the CPU (observations move to the learner), torch-simulated tasks on ``device`` itself."""
+    from robot_rl.envs.backends import BACKENDS
+
+    return "cpu" if task.backend in BACKENDS else device
+
+
 def task_names() -> list[str]:
     return TASKS.names()

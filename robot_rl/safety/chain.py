@@ -143,13 +143,23 @@ def kept_limits(cfg: SafetyConfig, space: CommandSpace) -> tuple[np.ndarray, np.
         if name not in space.names:
             raise ConfigError(f"safety.command_limits names {name!r}; commands: {space.names}")
         i = space.names.index(name)
-        lo, hi = (float(x) for x in band)
+        try:
+            lo, hi = (float(x) for x in band)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"safety.command_limits.{name} must be [low, high], got {band!r}"
+            ) from None
         if not space.lower[i] <= lo <= hi <= space.upper[i]:
             raise ConfigError(
                 f"safety.command_limits.{name} = {list(band)} must be an interval inside the "
                 f"profile's [{space.lower[i]}, {space.upper[i]}]"
             )
         lower[i], upper[i] = max(lower[i], lo), min(upper[i], hi)
+        if lower[i] > upper[i]:
+            raise ConfigError(
+                f"safety.command_limits.{name} = {list(band)} and the margin "
+                f"{margin[i]} leave no range"
+            )
     return lower, upper
 
 
@@ -259,6 +269,8 @@ def _aeb(profile, cfg, space, fallback):
     # front / rear beyond the lidar, which sees nothing nearer than its range_min
     v, lidar, c = profile.extra.get("vehicle"), profile.extra.get("lidar"), {}
     if v and "lidar_x" in v:
+        if "wheelbase" not in v:
+            raise ConfigError(f"{profile.source}: vehicle.lidar_x needs vehicle.wheelbase")
         c["front"] = v["wheelbase"] + v.get("front_overhang", 0.0) - v["lidar_x"]
         c["rear"] = v["lidar_x"] + v.get("rear_overhang", 0.0)
     if lidar and "range_min" in lidar:

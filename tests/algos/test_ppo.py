@@ -260,7 +260,7 @@ def test_ppo_learns_arm_reach_from_its_shaped_reward():
     goal for the rest of the episode, so with termination on PPO learns to hover just outside
     the 2 cm radius). A random policy: ~1% success, return ~5; the deterministic PPO policy
     after 92k env steps (~12 s): 100%."""
-    from robot_rl.algos.ppo_job import PPOPolicy, evaluate_policy
+    from robot_rl.algos.ppo_job import PPOPolicy, evaluate_ppo
     from robot_rl.envs import load_task_config, make
 
     task = load_task_config("arm_reach", {"terminate_on_success": False})
@@ -271,7 +271,7 @@ def test_ppo_learns_arm_reach_from_its_shaped_reward():
         train_ppo(env, learner, seed=0)
     finally:
         env.close()
-    stats = evaluate_policy(task, PPOPolicy(learner.model, {}), 50, 50, seed=123, device="cpu")
+    stats = evaluate_ppo(task, PPOPolicy(learner.model, {}), 50, 50, seed=123, device="cpu")
     assert stats.success_rate >= 0.9, stats.summary()
     assert stats.summary()["mean_return"] > 150, stats.summary()
 

@@ -36,10 +36,11 @@ def speed_profile(
 @EXPERTS.register("rccar_race")
 class RaceExpert(Expert):
     """Pure pursuit from the rear axle of a point ``lookahead = base + gain·v`` metres ahead on the
-    centreline, at the profile speed of a point a little ahead (the speed loop lags).
+        centreline, at the profile speed of a point a little ahead (the speed loop lags).
 
-    It reads the car's privileged pose and track position (``env.pose``, ``env.s``), as scripted
-    demonstrators do. Noise hesitations lift off (speed −1 for that step) and keep the steering.
+        It reads the car's privileged pose and track position (``env.pose``, ``env.s``), as scripted
+        demonstrators do. A noise hesitation brakes (speed action −1, the bottom of the speed range,
+    for that step) and keeps the steering.
     """
 
     env: RaceEnv

@@ -49,9 +49,14 @@ class RaceConfig(TaskConfig):
     """Seconds per physics step; the control period is the profile's, in whole physics steps."""
     speed_range: tuple[float, float] = (0.0, 7.0)
     """Speed (m/s) at action −1 and +1; within the profile's speed limits."""
+    backend: str = "torch"
+    """The car is simulated in torch (:class:`TorchCarBackend`) on the env's device."""
     lidar_beams: int = 32
+    """Beams of the observed lidar, evenly over ``lidar_fov``."""
     lidar_fov: float = 4.7
+    """Field of view (rad) centred on the heading."""
     lidar_max_range: float = 10.0
+    """Range (m) reported where a beam hits nothing closer."""
     lookahead: tuple[float, ...] = (1.0, 2.0, 4.0, 6.0)
     """Metres ahead along the centreline of the points observed in the car's frame."""
     collision_margin: float = 0.0
@@ -80,10 +85,23 @@ class RaceConfig(TaskConfig):
         if not lo < hi:
             raise ConfigError(f"speed_range must be [low, high] with low < high, got {[lo, hi]}")
         _check_range("cornering_stiffness", self.cornering_stiffness, lo=1e-3)
-        if self.lidar_beams < 1 or self.lidar_max_range <= 0 or self.lidar_noise_std < 0:
-            raise ConfigError("lidar_beams must be >= 1, lidar_max_range > 0, lidar_noise_std >= 0")
-        if self.stuck_seconds <= 0 or self.physics_dt <= 0:
-            raise ConfigError("stuck_seconds and physics_dt must be > 0")
+        checks = {
+            "backend": (self.backend == "torch", "'torch'"),
+            "lidar_beams": (self.lidar_beams >= 1, ">= 1"),
+            "lidar_fov": (0 < self.lidar_fov <= 2 * math.pi, "in (0, 2π]"),
+            "lidar_max_range": (self.lidar_max_range > 0, "> 0"),
+            "lidar_noise_std": (self.lidar_noise_std >= 0, ">= 0"),
+            "lookahead": (len(self.lookahead) > 0, "non-empty"),
+            "collision_margin": (self.collision_margin >= 0, ">= 0"),
+            "stuck_seconds": (self.stuck_seconds > 0, "> 0"),
+            "stuck_distance": (self.stuck_distance >= 0, ">= 0"),
+            "physics_dt": (self.physics_dt > 0, "> 0"),
+            "start_lateral": (0 <= self.start_lateral <= 1, "in [0, 1]"),
+            "start_heading": (self.start_heading >= 0, ">= 0"),
+        }
+        for key, (ok, need) in checks.items():
+            if not ok:
+                raise ConfigError(f"rccar_race {key} must be {need}, got {getattr(self, key)!r}")
         r = self.randomization
         if tuple(r.joint_damping) != (1.0, 1.0) or tuple(r.actuator_gain) != (1.0, 1.0):
             raise ConfigError(
@@ -145,7 +163,11 @@ class RaceEnv(TaskEnv):
                 f"[{limits['speed'].lower}, {limits['speed'].upper}]"
             )
         vehicle = p.extra.get("vehicle", {})
+        lr = float(vehicle.get("lr", D.DEFAULT_PARAMS.lr))
+        wheelbase = float(vehicle.get("wheelbase", D.DEFAULT_PARAMS.wheelbase))
         params = D.CarParams(
+            lf=wheelbase - lr,
+            lr=lr,
             max_steer=self.max_steer,
             max_steer_rate=limits["steering_angle"].velocity,
             max_accel=limits["speed"].velocity,
@@ -159,7 +181,7 @@ class RaceEnv(TaskEnv):
         self.control_dt = self._substeps * cfg.physics_dt
         self.tracks = [_track(name, str(backend.device)) for name in cfg.tracks]
         # the sensor sits lidar_x ahead of the rear axle; the state is the centre of gravity
-        mount = float(vehicle.get("lidar_x", 0.27)) - float(vehicle.get("lr", params.lr))
+        mount = float(vehicle.get("lidar_x", 0.27)) - lr
         self.lidar_cfg = LidarConfig(
             num_beams=cfg.lidar_beams,
             fov=cfg.lidar_fov,
@@ -196,8 +218,7 @@ class RaceEnv(TaskEnv):
         self._last_action = torch.zeros(n, 2, device=dev)
         self._action_rate = torch.zeros(n, device=dev)
         self._lookahead = torch.tensor(cfg.lookahead, device=dev)
-        front = float(vehicle.get("wheelbase", 0.3302)) - params.lr
-        front += float(vehicle.get("front_overhang", 0.12))
+        front = wheelbase - lr + float(vehicle.get("front_overhang", 0.12))
         rear = params.lr + float(vehicle.get("rear_overhang", 0.13))
         half = 0.5 * float(vehicle.get("width", 0.31))
         self._corners = torch.tensor(
@@ -426,7 +447,7 @@ class RaceEnv(TaskEnv):
     def _episode_metrics(self, success: torch.Tensor) -> dict[str, torch.Tensor]:
         """``lap_time`` (s, completed laps only), ``laps_per_minute`` (0 when the laps were not
         completed: one number that rewards both finishing and speed), ``crash`` and ``stuck``
-        (1 if it ended so), ``mean_speed`` (m/s of centreline progress)."""
+        (1 if it ended so), ``speed`` (average m/s of centreline progress)."""
         seconds = self.episode_step.to(torch.float32) * self.control_dt
         nan = torch.full_like(seconds, float("nan"))
         lap_time = seconds / self.cfg.laps
@@ -435,7 +456,7 @@ class RaceEnv(TaskEnv):
             "laps_per_minute": torch.where(success, 60.0 / lap_time.clamp(min=1e-6), 0.0 * seconds),
             "crash": self.crashed.to(torch.float32),
             "stuck": (self.stuck & ~self.crashed).to(torch.float32),
-            "mean_speed": self.progress / seconds.clamp(min=self.control_dt),
+            "speed": self.progress / seconds.clamp(min=self.control_dt),
         }
 
     def _reward_terms(self, action: torch.Tensor, success: torch.Tensor) -> dict[str, torch.Tensor]:
