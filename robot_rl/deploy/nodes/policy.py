@@ -1,13 +1,17 @@
 """``policy_node``: observations in, the policy's raw action out (``~/action_raw``), never the
 hardware command (the safety node owns that).
 
-Every new observation (a ``/joint_states`` with a newer stamp) pops the next action of the
-current chunk. When ``Ta`` actions of a chunk have been executed a worker thread samples the next
-chunk from the current observation window. The node waits for it at most ``inference_budget_s``
-(inside that budget it behaves exactly like the batched simulator's receding-horizon runner);
-past it the tick goes on with the old chunk's next action, so inference never blocks the
-control tick for longer than the budget. A late chunk is used from the action that belongs to
-the current tick (the ones whose ticks passed are dropped).
+What it subscribes to and how the state vector is built depends on the robot
+(:mod:`robot_rl.deploy.adapters`, chosen by the profile's ``robot_type``): the arm reads
+``/joint_states`` and the object poses, the RC car ``/odom``, ``/scan`` and its steering angle.
+
+Every new observation (a ``/joint_states`` or ``/odom`` with a newer stamp) pops the next action
+of the current chunk. When ``Ta`` actions of a chunk have been executed a worker thread samples
+the next chunk from the current observation window. The node waits for it at most
+``inference_budget_s`` (inside that budget it behaves exactly like the batched simulator's
+receding-horizon runner); past it the tick goes on with the old chunk's next action, so
+inference never blocks the control tick for longer than the budget. A late chunk is used from
+the action that belongs to the current tick (the ones whose ticks passed are dropped).
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ import torch
 
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.profile import load_profile
-from robot_rl.deploy.arm import ArmObservation, JointCache
+from robot_rl.deploy.adapters import policy_inputs
 from robot_rl.deploy.node import NodeLogic, Out, Port, episode_event
 from robot_rl.deploy.qos import COMMAND, STATE
-from robot_rl.msgs import Float64MultiArray, JointState, PoseStamped, String, to_seconds
+from robot_rl.msgs import Float64MultiArray, String
 from robot_rl.policies import load
 from robot_rl.policies.observations import ObservationHistory
 
@@ -38,7 +42,10 @@ class PolicyNode(NodeLogic):
     ``action_steps`` / ``denoise_steps`` (0: the checkpoint's), ``inference_budget_s``,
     ``seed``, ``threads`` (torch intra-op threads, 0: leave), ``compile`` (torch.compile the
     per-step head), topic names, and ``reset_topic`` (a simulator's episode events;
-    "" on hardware)."""
+    "" on hardware). The car also reads ``track`` (``sim/tracks`` name or a CSV path: the
+    centreline map), ``task_overrides`` (JSON of the task config fields the policy was trained
+    with, if not its defaults), ``steering_topic`` / ``steering_source`` (``joint_states`` or
+    ``servo``, with ``servo_gain`` / ``servo_offset``)."""
 
     default_name = "policy_node"
     parameters: dict[str, Any] = {
@@ -55,6 +62,13 @@ class PolicyNode(NodeLogic):
         "cube_pose_topic": "/cube_pose",
         "goal_pose_topic": "/goal_pose",
         "reset_topic": "",
+        # the car (robot_type ackermann_car)
+        "track": "",
+        "task_overrides": "{}",
+        "steering_topic": "/joint_states",
+        "steering_source": "joint_states",
+        "servo_gain": -1.2135,
+        "servo_offset": 0.5304,
     }
 
     def __init__(self, params=None, clock=None, policy=None) -> None:
@@ -74,15 +88,14 @@ class PolicyNode(NodeLogic):
                 f"{list(cfg.cameras)}, which the node does not subscribe to yet"
             )
         profile = load_profile(p["profile"])
-        self.observe = ArmObservation(profile, cfg.state_names)
-        self.joints = JointCache(self.observe.joint_names)
-        # one action per control period: a driver that publishes /joint_states faster (100 Hz
+        self.inputs = policy_inputs(profile, p, cfg)
+        # one action per control period: a driver that publishes its observations faster (100 Hz
         # and more is common) must not make the policy step faster than it was trained
         self.period = 1.0 / profile.control_rate_hz
-        if len(self.observe.index) != cfg.state_dim:
+        if self.inputs.dim != cfg.state_dim:
             raise ConfigError(
-                f"the policy reads {cfg.state_dim} state entries, the arm observation has "
-                f"{len(self.observe.index)}"
+                f"the policy reads {cfg.state_dim} state entries, the {profile.robot_type} "
+                f"observation has {self.inputs.dim}"
             )
         self.instruction = p["instruction"] or (cfg.instructions[0] if cfg.instructions else "")
         self.action_steps = p["action_steps"] or cfg.action_steps
@@ -101,11 +114,10 @@ class PolicyNode(NodeLogic):
         subs = {}
         if p["reset_topic"]:  # first: a reset is handled before the observation it precedes
             subs["reset"] = Port(p["reset_topic"], String, STATE)
-        subs["cube"] = Port(p["cube_pose_topic"], PoseStamped, STATE)
-        subs["goal"] = Port(p["goal_pose_topic"], PoseStamped, STATE)
-        subs["joints"] = Port(p["joint_states_topic"], JointState, STATE)
+        subs |= self.inputs.ports
         self.subscriptions = subs
-        self.cube = self.goal = None
+        for key in self.inputs.ports:  # on_joints, on_cube, ... / on_odom, on_scan, ...
+            setattr(self, f"on_{key}", lambda msg, k=key: self._on_input(k, msg))
         self.clear()
         self.stats = {"observations": 0, "replans": 0, "late_chunks": 0, "held": 0}
 
@@ -124,30 +136,31 @@ class PolicyNode(NodeLogic):
     def on_reset(self, msg: String) -> Out:
         if episode_event(msg) == "start":
             self.clear()
-            self.cube = self.goal = None  # the last episode's objects are gone
+            self.inputs.clear()
         return []
 
-    def on_cube(self, msg: PoseStamped) -> Out:
-        self.cube = msg.pose
-
-    def on_goal(self, msg: PoseStamped) -> Out:
-        self.goal = msg.pose
-
-    def on_joints(self, msg: JointState) -> Out:
-        stamp = to_seconds(msg.header.stamp)
+    def _on_input(self, key: str, msg: Any) -> Out:
+        inputs = self.inputs
+        if key != inputs.trigger:
+            try:
+                inputs.update(key, msg)
+            except ValueError as e:
+                self.log(f"ignored a {inputs.ports[key].topic} message: {e}")
+            return []
+        stamp = inputs.stamp(msg)
         if stamp == 0.0:  # a driver that does not stamp its readings: the receipt time
             stamp = self.clock.now()
         try:
-            self.joints.update(msg)
+            inputs.update(key, msg)
         except ValueError as e:
-            self.log(f"ignored a joint_states message: {e}")
+            self.log(f"ignored a {inputs.ports[key].topic} message: {e}")
             return []
         # the same observation again (a simulator between episodes), or sooner than one
         # control period after the last one acted on (5% slack for jitter)
         if not stamp >= self.last_stamp + 0.95 * self.period:
             return []
         try:
-            state = self.observe(*self.joints.arrays(), self.cube, self.goal)
+            state = inputs.state()
         except ValueError as e:
             self.log(f"no action: {e}")
             return []
@@ -163,6 +176,7 @@ class PolicyNode(NodeLogic):
         if action is None:
             self.stats["held"] += 1
             return []
+        inputs.acted(action)
         return [("action", Float64MultiArray(data=[float(x) for x in action]))]
 
     # ----------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """``safety_node``: the only node that commands the hardware.
 
-Each policy action (``action_raw``) is turned into the joint command, run through the safety
-chain (``configs/safety``) and published at once to the controllers: two ros2_control
-ForwardCommandControllers (``Float64MultiArray``) or one JointTrajectoryController. Actions that
+Each policy action (``action_raw``) is turned into the robot's command, run through the safety
+chain (``configs/safety``) and published at once. The robot's side is an adapter chosen by the
+profile's ``robot_type`` (:mod:`robot_rl.deploy.adapters`): an arm's joint command to two
+ros2_control ForwardCommandControllers (``Float64MultiArray``) or one JointTrajectoryController;
+an RC car's ``AckermannDriveStamped`` on ``/drive`` (ackermann_mux), its chain reading the scan,
+odometry pose and speed (AEB, geofence), its safe action a brake. Actions that
 come faster than the control rate are commanded at once too, with the chain's rate bounds
 shrunk to the time since the last command (``SafetyState.elapsed``), so commanded speeds hold
 whatever the rate. A watchdog timer, four times the control rate, publishes the chain's safe
@@ -29,7 +32,7 @@ import numpy as np
 
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.profile import load_profile
-from robot_rl.deploy.arm import FINGERS, EeDeltaCommand, JointCache, command_topics
+from robot_rl.deploy.adapters import safety_io
 from robot_rl.deploy.node import NodeLogic, Out, Port, episode_event
 from robot_rl.deploy.qos import COMMAND, LATCHED, STATE
 from robot_rl.msgs import (
@@ -38,12 +41,8 @@ from robot_rl.msgs import (
     DiagnosticStatus,
     Float64MultiArray,
     Header,
-    JointState,
-    JointTrajectory,
-    JointTrajectoryPoint,
     KeyValue,
     String,
-    to_duration,
 )
 from robot_rl.safety import SafetyConfig, SafetyState, build_chain
 from robot_rl.safety.chain import build_fallback
@@ -59,7 +58,10 @@ class SafetyNode(NodeLogic):
     episode events; "" on hardware), ``command_interface``: ``forward`` (two
     ForwardCommandControllers, ``Float64MultiArray`` on the profile's command topics) or
     ``trajectory`` (one JointTrajectoryController: a one-point ``JointTrajectory`` per command
-    on ``trajectory_topic``, reached one control period later, the gripper as its last joint)."""
+    on ``trajectory_topic``, reached one control period later, the gripper as its last joint).
+    The car: ``task`` / ``task_overrides`` (the action's mapping onto [steering angle, speed]),
+    ``steering_topic`` / ``steering_source`` / ``servo_gain`` / ``servo_offset`` (as the policy
+    node), ``frame_id`` of ``/drive``."""
 
     default_name = "safety_node"
     lifecycle = True
@@ -78,6 +80,14 @@ class SafetyNode(NodeLogic):
         "reset_topic": "",
         "command_interface": "forward",
         "trajectory_topic": "/arm_controller/joint_trajectory",
+        # the car (robot_type ackermann_car)
+        "task": "rccar_race",
+        "task_overrides": "{}",
+        "steering_topic": "/joint_states",
+        "steering_source": "joint_states",
+        "servo_gain": -1.2135,
+        "servo_offset": 0.5304,
+        "frame_id": "base_link",
     }
 
     def __init__(self, params=None, clock=None) -> None:
@@ -100,34 +110,13 @@ class SafetyNode(NodeLogic):
                 f"control periods ({2 * self.period:.3f} s at {self.profile.control_rate_hz} Hz"
                 f"): at most {1.75 * self.period:.4f} s"
             )
-        if p["action_mode"] == "ee_delta":
-            self.mapper = EeDeltaCommand(self.profile, self.period, p["ik_damping"])
-        elif p["action_mode"] != "joint":
-            raise ConfigError(
-                f"action_mode must be 'ee_delta' or 'joint', got {p['action_mode']!r}"
-            )
-        else:
-            self.mapper = None
+        self.io = safety_io(self.profile, p, self.period)
         self.modes = ModeMachine(
             build_fallback(self.profile, cfg, space), space.default, p["ramp_s"]
         )
-        self.joint_names = [*self.profile.joint_names, FINGERS[0]]
-        self.joints = JointCache(self.joint_names)
-        arm, gripper = command_topics(self.profile)
-        if p["command_interface"] == "forward":
-            commands = {
-                "arm": Port(arm, Float64MultiArray, COMMAND),
-                "gripper": Port(gripper, Float64MultiArray, COMMAND),
-            }
-        elif p["command_interface"] == "trajectory":
-            commands = {"trajectory": Port(p["trajectory_topic"], JointTrajectory, COMMAND)}
-        else:
-            raise ConfigError(
-                "command_interface must be 'forward' or 'trajectory', "
-                f"got {p['command_interface']!r}"
-            )
+        self.joint_names = self.io.names
         self.publishers = {
-            **commands,
+            **self.io.publishers,
             "diagnostics": Port("/diagnostics", DiagnosticArray, STATE),
             "mode": Port("~/mode", String, LATCHED),
         }
@@ -139,13 +128,13 @@ class SafetyNode(NodeLogic):
             "estop": Port(p["estop_topic"], Bool, STATE),
             "reset": Port("~/reset", Bool, STATE),
             "engage": Port("~/engage", Bool, STATE),
-            "joints": Port(p["joint_states_topic"], JointState, STATE),
+            **self.io.subscriptions,
             "action": Port(p["action_topic"], Float64MultiArray, COMMAND),
         }
         self.subscriptions = subs
+        for key in self.io.subscriptions:  # on_joints / on_odom, on_scan, on_steering
+            setattr(self, f"on_{key}", lambda msg, k=key: self._on_reading(k, msg))
         self.timers = {"watch": self.period / 4, "diagnostics": 1.0 / p["diagnostics_hz"]}
-        self.q = self.dq = None
-        self.joints_time = -np.inf
         self.action: np.ndarray | None = None
         self.action_time: float | None = None
         self.last_step = -np.inf
@@ -157,6 +146,16 @@ class SafetyNode(NodeLogic):
         self.counts: dict[str, int] = {}
         self.held_since: float | None = None
         """When the current watchdog hold began (None: not holding)."""
+
+    @property
+    def q(self) -> np.ndarray | None:
+        """The last reading of the commanded entries ``(1, J)`` (None: none yet)."""
+        return self.io.reading()[0]
+
+    @property
+    def dq(self) -> np.ndarray | None:
+        """Their velocities ``(1, J)``; None when the robot does not report them."""
+        return self.io.reading()[1]
 
     # lifecycle ----------------------------------------------------------------------------
     def activate(self) -> Out:
@@ -214,19 +213,17 @@ class SafetyNode(NodeLogic):
         changed = self.modes.engage() if msg.data else self.modes.disengage()
         return self._mode_out() if changed else []
 
-    def on_joints(self, msg: JointState) -> Out:
+    def _on_reading(self, key: str, msg) -> Out:
         try:
-            self.joints.update(msg)
-            q, dq = self.joints.arrays()
+            fresh = self.io.update(key, msg, self.clock.now())
         except ValueError as e:
             # a malformed reading is no reading: the state goes stale and the chain holds
-            self._count(f"bad joint_states: {e}")
+            self._count(str(e))
             return []
-        self.q, self.joints_time = q[None], self.clock.now()
-        self.dq = None if dq is None else dq[None]
-        if self.reset_pending and np.isfinite(q).all():
+        q = self.io.reading()[0]
+        if fresh and self.reset_pending and np.isfinite(q).all():
             # a simulator teleported the robot: its last command is where it now stands
-            self.chain.reset_rows(np.array([0]), self.q)
+            self.chain.reset_rows(np.array([0]), q)
             self.reset_pending = False
             self.last_step = -np.inf  # the next command is the first from this pose
             if self.action_time is not None:
@@ -264,25 +261,20 @@ class SafetyNode(NodeLogic):
         return now - self.last_step >= 0.95 * self.period
 
     def _state(self, now: float) -> SafetyState:
-        q = self.q if self.q is not None else np.full((1, len(self.joint_names)), np.nan)
+        q, dq, stamp, extra = self.io.reading()
+        q = q if q is not None else np.full((1, len(self.joint_names)), np.nan)
         state = SafetyState(
-            q=q, dq=self.dq, now=now, stamp=self.joints_time, command_stamp=self.action_time
+            q=q, dq=dq, now=now, stamp=stamp, command_stamp=self.action_time, extra=extra
         )
         if np.isfinite(self.last_step):
             state.elapsed = now - self.last_step
         return self.chain.with_memory(state)
 
     def _proposal(self, state: SafetyState) -> np.ndarray:
-        """The policy's action as a joint command ``(1, A)`` (NaN when there is none)."""
-        nan = np.full((1, len(self.joint_names)), np.nan)
+        """The policy's action as a command ``(1, A)`` (NaN when there is none)."""
         if self.action is None:
-            return nan
-        if self.mapper is None:
-            return self.action[None] if self.action.shape == nan.shape[1:] else nan
-        if self.action.shape != (7,) or not np.isfinite(state.q).all():
-            return nan  # the chain fails closed on it
-        last = self.chain.last_command
-        return self.mapper(state.q[0], self.action, None if last is None else last[0])[None]
+            return np.full((1, len(self.joint_names)), np.nan)
+        return self.io.proposal(self.action, state.q, self.chain.last_command)
 
     def _hold(self) -> Out:
         """Publish the damped mode's command (the last command, else the measured pose), or
@@ -301,8 +293,7 @@ class SafetyNode(NodeLogic):
     def _command(self, now: float, force: bool = False) -> Out:
         state = self._state(now)
         if not self._known(state):
-            topic = self.params["joint_states_topic"]
-            self.status = (f"waiting for a valid {topic}", DiagnosticStatus.WARN)
+            self.status = (f"waiting for a valid {self.io.measurement}", DiagnosticStatus.WARN)
             return []
         if not force and not self._due(now):
             return []
@@ -362,16 +353,7 @@ class SafetyNode(NodeLogic):
         self.counts[key] = self.counts.get(key, 0) + 1
 
     def _publish(self, state: SafetyState, applied: np.ndarray) -> Out:
-        cmd = [float(x) for x in np.asarray(applied, float)[0]]
-        if "trajectory" in self.publishers:
-            point = JointTrajectoryPoint(positions=cmd, time_from_start=to_duration(self.period))
-            # an empty stamp: the controller starts the trajectory on receipt
-            msg = JointTrajectory(joint_names=list(self.joint_names), points=[point])
-            return [("trajectory", msg)]
-        return [
-            ("arm", Float64MultiArray(data=cmd[:-1])),
-            ("gripper", Float64MultiArray(data=cmd[-1:])),
-        ]
+        return self.io.command(np.asarray(applied, float)[0], self.clock.stamp())
 
     def _mode_out(self) -> Out:
         return [("mode", String(data=self.modes.mode.value)), ("diagnostics", self._diagnostics())]

@@ -1,12 +1,15 @@
-"""``sim_bridge_node``: a simulated arm task presented as a robot on ROS 2 topics.
+"""``sim_bridge_node``: a simulated task presented as a robot on ROS 2 topics.
 
-Publishes what the arm's drivers and perception would: ``/joint_states`` (the six joints and
-both fingers), the tool pose, the cube and goal poses; consumes the controllers' command topics
-(``Float64MultiArray``, as ros2_control's ForwardCommandController) and steps the MuJoCo task in
-real time (one control step per control period), holding the last command like a position
-controller does. It also reports each episode on ``/sim/episode`` (``std_msgs/String`` JSON:
-``{"event": "start" | "end", ...}``), which evaluation reads and the policy and safety nodes
-use to forget the episode.
+The arm (``ArmEnv`` tasks): publishes what the arm's drivers and perception would:
+``/joint_states`` (the six joints and both fingers), the tool pose, the cube and goal poses;
+consumes the controllers' command topics (``Float64MultiArray``, as ros2_control's
+ForwardCommandController), holding the last command like a position controller does.
+The RC car (``rccar_race``, :mod:`robot_rl.deploy.nodes.car_sim`): publishes ``/scan``,
+``/odom`` and the steering angle, consumes ``/drive`` (``AckermannDriveStamped``).
+
+Either way it steps the task in real time (one control step per control period) and reports
+each episode on ``/sim/episode`` (``std_msgs/String`` JSON: ``{"event": "start" | "end", ...}``),
+which evaluation reads and the policy and safety nodes use to forget the episode.
 
 Header stamps run on simulated time (started at the wall clock), so a stamp changes only when
 physics advanced: a policy acts once per simulated step. Between two episodes the bridge spends
@@ -71,11 +74,78 @@ def pose_msg(header: Header, pos: np.ndarray, mat: np.ndarray) -> PoseStamped:
     )
 
 
+class ArmSim:
+    """The arm's side of the bridge: joint, tool and object topics out, joint commands in."""
+
+    def __init__(self, env: ArmEnv, params: dict[str, Any], log) -> None:
+        self.env, self.params, self.log = env, params, log
+        prof = env.profile
+        topics = prof.extra.get("topics", {})
+        self.names = [*prof.joint_names, *FINGERS]
+        self.publishers = {
+            "joints": Port(topics.get("joint_states", "/joint_states"), JointState, STATE),
+            "ee": Port(topics.get("ee_pose", "/ee_pose"), PoseStamped, STATE),
+            "cube": Port(params["cube_pose_topic"], PoseStamped, STATE),
+            "goal": Port(params["goal_pose_topic"], PoseStamped, STATE),
+        }
+        arm, gripper = command_topics(prof)
+        self.subscriptions = {
+            "arm": Port(arm, Float64MultiArray, COMMAND),
+            "gripper": Port(gripper, Float64MultiArray, COMMAND),
+        }
+        self.command = self.initial_command()
+
+    def initial_command(self) -> np.ndarray:
+        """What the controllers hold at an episode's start: where the arm stands."""
+        q, _ = self.env.command_joints
+        return q[0].numpy().copy()
+
+    def take(self, key: str, msg: Float64MultiArray) -> None:
+        data = np.asarray(msg.data, float)
+        if key == "arm":
+            if data.shape != (len(self.names) - 2,) or not np.isfinite(data).all():
+                self.log(f"sim_bridge: ignored a joint command of shape {data.shape} or not finite")
+                return
+            self.command[:-1] = data
+        else:
+            if data.shape != (1,) or not np.isfinite(data).all():
+                self.log(f"sim_bridge: ignored a gripper command {list(data)[:3]}")
+                return
+            self.command[-1] = data[0]
+
+    def result(self, info: dict) -> dict[str, Any]:
+        return {}
+
+    def observe(self, stamp) -> Out:
+        env = self.env
+        header = Header(stamp=stamp, frame_id=self.params["frame_id"])
+        q, dq = env.command_joints
+        fingers = env.finger_positions[0].numpy()
+        finger_vel = float(dq[0, -1])
+        joints = JointState(
+            header=header,
+            name=list(self.names),
+            position=[float(x) for x in q[0, :-1]] + [float(f) for f in fingers],
+            velocity=[float(x) for x in dq[0, :-1]] + [finger_vel, finger_vel],
+            effort=[],
+        )
+        # the poses first: a policy acts on /joint_states and must have this tick's poses by then
+        return [
+            ("cube", pose_msg(header, env.cube_pos[0].numpy(), env.cube_mat[0].numpy())),
+            ("goal", pose_msg(header, env.goal[0].numpy(), np.eye(3))),
+            ("ee", pose_msg(header, env.tcp_pos[0].numpy(), env.tcp_mat[0].numpy())),
+            ("joints", joints),
+        ]
+
+
 class SimBridgeNode(NodeLogic):
-    """Parameters: ``task`` (an arm task), ``seed``, ``episodes`` (stop stepping after this
-    many; 0: run on), ``task_overrides`` (JSON of task config fields), ``wait_topic`` (a
-    ``std_msgs/String`` topic; the first episode starts once ``policy`` is published there, e.g.
-    the safety node's mode), topic names."""
+    """Parameters: ``task`` (an arm task or ``rccar_race``), ``seed``, ``episodes`` (stop
+    stepping after this many; 0: run on), ``task_overrides`` (JSON of task config fields),
+    ``wait_topic`` (a ``std_msgs/String`` topic; the first episode starts once ``policy`` is
+    published there, e.g. the safety node's mode), topic names. The car also reads ``track``
+    (race this track of ``sim/tracks`` instead of the task's), ``steering_topic`` and
+    ``scan_beams`` (beams of the published scan; 0: the profile's count, adjusted so that the
+    policy's beams are among them)."""
 
     default_name = "sim_bridge"
     parameters: dict[str, Any] = {
@@ -88,9 +158,13 @@ class SimBridgeNode(NodeLogic):
         "cube_pose_topic": "/cube_pose",
         "goal_pose_topic": "/goal_pose",
         "episode_topic": "/sim/episode",
+        # the car (rccar_race)
+        "track": "",
+        "steering_topic": "/joint_states",
+        "scan_beams": 0,
     }
 
-    def __init__(self, params=None, clock=None, env: ArmEnv | None = None) -> None:
+    def __init__(self, params=None, clock=None, env=None) -> None:
         super().__init__(params, clock)
         p = self.params
         if env is None:
@@ -98,36 +172,36 @@ class SimBridgeNode(NodeLogic):
                 overrides = json.loads(p["task_overrides"])
             except ValueError as e:
                 raise ConfigError(f"sim_bridge: task_overrides is not JSON: {e}") from None
+            if p["track"]:
+                overrides["tracks"] = [p["track"]]
             env = make(p["task"], 1, seed=p["seed"], **overrides)
-        if not isinstance(env, ArmEnv):
-            raise ConfigError(f"sim_bridge presents arm tasks, not {type(env).__name__}")
         self.env = env
-        prof = env.profile
-        topics = prof.extra.get("topics", {})
-        self.names = [*prof.joint_names, *FINGERS]
+        env.reset(seed=p["seed"])
+        if isinstance(env, ArmEnv):
+            self.robot = ArmSim(env, p, lambda text: self.log(text))
+        else:
+            from robot_rl.deploy.nodes.car_sim import CarSim
+            from robot_rl.envs.tasks.car.race import RaceEnv
+
+            if not isinstance(env, RaceEnv):
+                raise ConfigError(
+                    f"sim_bridge presents arm tasks and rccar_race, not {type(env).__name__}"
+                )
+            self.robot = CarSim(env, p, lambda text: self.log(text))
         self.period = env.control_dt
         self.publishers = {
-            "joints": Port(topics.get("joint_states", "/joint_states"), JointState, STATE),
-            "ee": Port(topics.get("ee_pose", "/ee_pose"), PoseStamped, STATE),
-            "cube": Port(p["cube_pose_topic"], PoseStamped, STATE),
-            "goal": Port(p["goal_pose_topic"], PoseStamped, STATE),
+            **self.robot.publishers,
             "episode": Port(p["episode_topic"], String, STATE),
         }
-        arm, gripper = command_topics(prof)
-        self.subscriptions = {
-            "arm": Port(arm, Float64MultiArray, COMMAND),
-            "gripper": Port(gripper, Float64MultiArray, COMMAND),
-        }
+        self.subscriptions = dict(self.robot.subscriptions)
+        for key in self.robot.subscriptions:  # on_arm, on_gripper / on_drive
+            setattr(self, f"on_{key}", lambda msg, k=key: self._on_command(k, msg))
         if p["wait_topic"]:
             # latched, as the safety node publishes its mode: a late joiner still reads it
             self.subscriptions["ready"] = Port(p["wait_topic"], String, LATCHED)
         self.timers = {"step": self.period}
         self.started = not p["wait_topic"]
-        self.command: np.ndarray | None = None
         env.command_filter = self._apply
-        env.reset(seed=p["seed"])
-        q, _ = env.command_joints
-        self.command = q[0].numpy().copy()
         self.sim_time = time.time()
         self.episode = 0
         self.results: list[dict[str, Any]] = []
@@ -138,28 +212,25 @@ class SimBridgeNode(NodeLogic):
         self.done = False
         self._neutral = env._neutral_action()[None]
 
-    def _apply(self, env: ArmEnv, command: torch.Tensor) -> torch.Tensor:
-        """The env's command filter: the last received joint command replaces the task's own."""
+    @property
+    def command(self) -> np.ndarray:
+        """The command the simulated controllers hold (the last one received)."""
+        return self.robot.command
+
+    @command.setter
+    def command(self, value: np.ndarray) -> None:
+        self.robot.command = np.asarray(value, float)
+
+    def _apply(self, env, command: torch.Tensor) -> torch.Tensor:
+        """The env's command filter: the last received command replaces the task's own."""
         return torch.as_tensor(self.command, dtype=command.dtype)[None]
 
     # ----------------------------------------------------------------------------------
-    def on_arm(self, msg: Float64MultiArray) -> Out:
+    def _on_command(self, key: str, msg: Any) -> Out:
         if not self.accepting and self.started:
             return []  # a command for the episode that just ended
-        data = np.asarray(msg.data, float)
-        if data.shape != (len(self.names) - 2,) or not np.isfinite(data).all():
-            self.log(f"sim_bridge: ignored a joint command of shape {data.shape} or not finite")
-            return []
-        self.command[:-1] = data
-
-    def on_gripper(self, msg: Float64MultiArray) -> Out:
-        if not self.accepting and self.started:
-            return []
-        data = np.asarray(msg.data, float)
-        if data.shape != (1,) or not np.isfinite(data).all():
-            self.log(f"sim_bridge: ignored a gripper command {list(data)[:3]}")
-            return []
-        self.command[-1] = data[0]
+        self.robot.take(key, msg)
+        return []
 
     def on_ready(self, msg: String) -> Out:
         if msg.data == "policy":
@@ -176,8 +247,7 @@ class SimBridgeNode(NodeLogic):
         if self.phase == "present":
             # the new episode's first observation; commands from now on are for it
             self.phase = "run"
-            q, _ = self.env.command_joints
-            self.command = q[0].numpy().copy()
+            self.command = self.robot.initial_command()
             self.accepting = True
             return self._observe()
         _, _, term, trunc, info = self.env.step(self._neutral)
@@ -190,6 +260,7 @@ class SimBridgeNode(NodeLogic):
             "success": bool(ep["success"][0]),
             "length": int(ep["length"][0]),
             "return": float(ep["return"][0]),
+            **self.robot.result(info),
         }
         self.results.append(result)
         outcome = "success" if result["success"] else "failure"
@@ -210,22 +281,4 @@ class SimBridgeNode(NodeLogic):
         return String(data=json.dumps({"event": event, "episode": self.episode, **extra}))
 
     def _observe(self) -> Out:
-        env = self.env
-        header = Header(stamp=to_time(self.sim_time), frame_id=self.params["frame_id"])
-        q, dq = env.command_joints
-        fingers = env.finger_positions[0].numpy()
-        finger_vel = float(dq[0, -1])
-        joints = JointState(
-            header=header,
-            name=list(self.names),
-            position=[float(x) for x in q[0, :-1]] + [float(f) for f in fingers],
-            velocity=[float(x) for x in dq[0, :-1]] + [finger_vel, finger_vel],
-            effort=[],
-        )
-        # the poses first: a policy acts on /joint_states and must have this tick's poses by then
-        return [
-            ("cube", pose_msg(header, env.cube_pos[0].numpy(), env.cube_mat[0].numpy())),
-            ("goal", pose_msg(header, env.goal[0].numpy(), np.eye(3))),
-            ("ee", pose_msg(header, env.tcp_pos[0].numpy(), env.tcp_mat[0].numpy())),
-            ("joints", joints),
-        ]
+        return self.robot.observe(to_time(self.sim_time))
