@@ -135,11 +135,15 @@ class TrainPPOJob:
     # the evaluation summary entry the best checkpoint maximizes ("-name" minimizes), e.g.
     # success_rate, or mean_laps_per_minute on rccar_race
     select: str = "mean_return"
+    # wall-clock budget: stop (after a final evaluation) once this many minutes have passed
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("num_envs", "eval_every", "eval_episodes", "eval_envs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"max_minutes must be > 0, got {self.max_minutes}")
 
 
 def evaluate_ppo(
@@ -253,7 +257,7 @@ def run_train_ppo(job: TrainPPOJob, console: Console | None = None) -> dict[str,
         with progress_bar("info") as bar:
             bar_job = bar.add_task("PPO", total=cfg.env_steps, completed=done_steps, info="")
 
-            def on_iteration(steps: int, scalars: dict[str, float]) -> None:
+            def on_iteration(steps: int, scalars: dict[str, float]) -> bool:
                 nonlocal next_eval
                 train_log.append({"env_steps": steps, **scalars})
                 for k, v in scalars.items():
@@ -262,9 +266,16 @@ def run_train_ppo(job: TrainPPOJob, console: Console | None = None) -> dict[str,
                 ret = scalars.get("episode/return")
                 text = f"return {ret:.3g}, " if ret is not None else ""
                 bar.update(bar_job, completed=steps, info=f"{text}{scalars['fps']:.0f} steps/s")
-                if steps >= next_eval or steps >= cfg.env_steps:
+                out_of_time = (
+                    job.max_minutes is not None
+                    and time.perf_counter() - start >= 60.0 * job.max_minutes
+                )
+                if steps >= next_eval or steps >= cfg.env_steps or out_of_time:
                     next_eval = steps + job.eval_every
                     evaluate(steps)
+                if out_of_time:
+                    console.print(f"time budget of {job.max_minutes:g} min spent at {steps} steps")
+                return out_of_time
 
             if done_steps >= cfg.env_steps:
                 evaluate(done_steps)
