@@ -26,6 +26,7 @@ from torch import nn
 
 from robot_rl.core.errors import ConfigError
 from robot_rl.envs.vec_env import Obs, VecEnv
+from robot_rl.policies.ppo_actor import ACTIVATIONS, RunningNorm, mlp
 
 SCALE_RULES = ("none", "fixed_minibatch", "fixed_batch")
 
@@ -214,47 +215,7 @@ def adapt_lr(lr: float, kl: float, desired_kl: float, lr_min: float, lr_max: flo
     return min(lr_max, max(lr_min, lr))
 
 
-# --- networks -------------------------------------------------------------------------------
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh}
-
-
-def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, activation: str) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for h in hidden:
-        layers += [nn.Linear(in_dim, h), ACTIVATIONS[activation]()]
-        in_dim = h
-    layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*layers)
-
-
-class RunningNorm(nn.Module):
-    """Running mean/variance of a ``(B, D)`` stream (Chan et al.'s parallel Welford update, in
-    float64 so billions of samples do not drown new ones), normalizing to ``±clip``."""
-
-    def __init__(self, dim: int, clip: float) -> None:
-        super().__init__()
-        self.clip = clip
-        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
-        self.register_buffer("var", torch.ones(dim, dtype=torch.float64))
-        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
-
-    @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
-        """Fold a batch ``(B, D)`` into the statistics."""
-        x = x.to(torch.float64)
-        n = x.shape[0]
-        batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
-        total = self.count + n
-        delta = batch_mean - self.mean
-        m2 = self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total
-        self.mean += delta * n / total
-        self.var.copy_(m2 / total)
-        self.count.copy_(total)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        std = self.var.clamp_min(1e-8).sqrt().to(x.dtype)
-        return ((x - self.mean.to(x.dtype)) / std).clamp(-self.clip, self.clip)
+# --- networks (mlp, RunningNorm: robot_rl.policies.ppo_actor, shared with deployment) ---------
 
 
 class ActorCritic(nn.Module):

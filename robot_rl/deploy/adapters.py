@@ -4,7 +4,8 @@ own what every robot shares (action chunks, re-planning, watchdog, modes, e-stop
 an adapter owns the topics and the arithmetic of one ``robot_type`` of the profile.
 
 Implementations: :mod:`robot_rl.deploy.arm_io` (an arm under ros2_control),
-:mod:`robot_rl.deploy.car_io` (an Ackermann car behind ackermann_mux).
+:mod:`robot_rl.deploy.car_io` (an Ackermann car behind ackermann_mux),
+:mod:`robot_rl.deploy.humanoid_io` (a humanoid on Unitree-style low-level DDS).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from robot_rl.deploy.node import Out, Port
 ADAPTERS = {
     "arm6_parallel_gripper": "robot_rl.deploy.arm_io",
     "ackermann_car": "robot_rl.deploy.car_io",
+    "biped_12dof": "robot_rl.deploy.humanoid_io",
 }
 """Adapter module by the profile's ``robot_type``; each has ``PolicyInputs`` and ``SafetyIO``."""
 
@@ -88,8 +90,10 @@ class SafetyIO:
         closed). ``q (1, J)`` measured, ``last (1, J)`` the chain's last command."""
         raise NotImplementedError
 
-    def command(self, applied: np.ndarray, stamp) -> Out:
-        """The messages that command ``applied`` ``(J,)``."""
+    def command(self, applied: np.ndarray, stamp, mode: str = "policy") -> Out:
+        """The messages that command ``applied`` ``(J,)`` in the safety node's ``mode``
+        (:class:`~robot_rl.safety.modes.Mode` value: a humanoid's gains follow it; a
+        position-controlled robot's command does not)."""
         raise NotImplementedError
 
 

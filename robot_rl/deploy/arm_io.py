@@ -115,7 +115,7 @@ class SafetyIO(adapters.SafetyIO):
             return nan  # the chain fails closed on it
         return self.mapper(q[0], action, None if last is None else last[0])[None]
 
-    def command(self, applied: np.ndarray, stamp) -> Out:
+    def command(self, applied: np.ndarray, stamp, mode: str = "policy") -> Out:
         cmd = [float(x) for x in applied]
         if "trajectory" in self.publishers:
             point = JointTrajectoryPoint(positions=cmd, time_from_start=to_duration(self.period))

@@ -163,7 +163,7 @@ class SafetyIO(adapters.SafetyIO):
             return np.full((1, 2), np.nan)  # the chain fails closed on it
         return self.spec.action_to_command(action)[None]
 
-    def command(self, applied: np.ndarray, stamp) -> Out:
+    def command(self, applied: np.ndarray, stamp, mode: str = "policy") -> Out:
         steer, speed = (float(x) for x in applied)
         drive = AckermannDrive(steering_angle=steer, speed=speed)
         msg = AckermannDriveStamped(header=Header(stamp=stamp, frame_id=self.frame_id), drive=drive)

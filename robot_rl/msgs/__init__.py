@@ -6,6 +6,8 @@ recording write them. Depends on nothing else in robot_rl.
 One module per ROS package; field names, order and types follow the ROS 2 Humble/Jazzy definitions
 (checked against rosbags' typestores in tests/deploy/test_msgs.py). Every struct is `@final`
 (XCDR1, as rmw_cyclonedds requires) and every field has a default, so `JointState()` works.
+``unitree_hg`` holds Unitree's bare-DDS low-level types (``LowCmd_``, ``LowState_``), as their SDK
+defines them.
 The modules do not use `from __future__ import annotations`: cyclonedds resolves string
 annotations by attribute lookup and cannot parse `t.sequence[...]` from a string.
 """
@@ -45,6 +47,15 @@ from robot_rl.msgs.std_msgs import (
     String,
 )
 from robot_rl.msgs.trajectory_msgs import JointTrajectory, JointTrajectoryPoint
+from robot_rl.msgs.unitree_hg import (
+    IMUState_,
+    LowCmd_,
+    LowState_,
+    MotorCmd_,
+    MotorState_,
+    low_cmd_crc,
+    low_state_crc,
+)
 
 _DDS_INFIX = ".msg.dds_."
 
@@ -99,7 +110,9 @@ MESSAGES: dict[str, type[IdlStruct]] = {
         DiagnosticArray,
     )
 }
-"""Every message class by ROS name ("sensor_msgs/msg/JointState")."""
+"""Every standard ROS message class by ROS name ("sensor_msgs/msg/JointState"); the
+``unitree_hg`` types are not among them (rosbags' typestores, which the tests check these
+against, do not know them)."""
 
 __all__ = [
     "MESSAGES",
@@ -139,4 +152,11 @@ __all__ = [
     "KeyValue",
     "DiagnosticStatus",
     "DiagnosticArray",
+    "MotorCmd_",
+    "LowCmd_",
+    "MotorState_",
+    "IMUState_",
+    "LowState_",
+    "low_cmd_crc",
+    "low_state_crc",
 ]

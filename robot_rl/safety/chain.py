@@ -259,7 +259,15 @@ def _watchdog(profile, cfg, space, fallback):
 
 @COMPONENTS.register("fall_detector")
 def _fall(profile, cfg, space, fallback):
-    c = {"max_roll": 0.8, "max_pitch": 0.8, **cfg.fall}
+    # the profile's thresholds (hardware/*.yaml fall:, shared with the simulated tasks), which a
+    # config may narrow
+    fall = profile.extra.get("fall", {})
+    c = {
+        "max_roll": 0.8,
+        "max_pitch": 0.8,
+        **{k: fall[k] for k in fall if k in ("max_roll", "max_pitch")},
+    }
+    c |= cfg.fall
     return FallDetector(fallback, float(c["max_roll"]), float(c["max_pitch"]), len(space.lower))
 
 

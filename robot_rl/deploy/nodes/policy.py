@@ -3,7 +3,8 @@ hardware command (the safety node owns that).
 
 What it subscribes to and how the state vector is built depends on the robot
 (:mod:`robot_rl.deploy.adapters`, chosen by the profile's ``robot_type``): the arm reads
-``/joint_states`` and the object poses, the RC car ``/odom``, ``/scan`` and its steering angle.
+``/joint_states`` and the object poses, the RC car ``/odom``, ``/scan`` and its steering angle,
+the humanoid Unitree-style ``/lowstate`` (and ``/cmd_vel``).
 
 Every new observation (a ``/joint_states`` or ``/odom`` with a newer stamp) pops the next action
 of the current chunk. When ``Ta`` actions of a chunk have been executed a worker thread samples
@@ -32,12 +33,15 @@ from robot_rl.deploy.qos import COMMAND, STATE
 from robot_rl.msgs import Float64MultiArray, String
 from robot_rl.policies import load
 from robot_rl.policies.observations import ObservationHistory
+from robot_rl.policies.ppo_actor import is_ppo_checkpoint, load_ppo_actor
 
 STATE_KEY = "observation.state"
 
 
 class PolicyNode(NodeLogic):
-    """Parameters: ``checkpoint`` (a policy checkpoint directory), ``profile`` (robot profile),
+    """Parameters: ``checkpoint`` (a policy checkpoint directory: a behaviour-cloned chunk
+    policy, or a ``robot-rl train ppo`` checkpoint, which acts once per observation),
+    ``profile`` (robot profile),
     ``instruction`` (language-conditioned policies; default: the first trained one),
     ``action_steps`` / ``denoise_steps`` (0: the checkpoint's), ``inference_budget_s``,
     ``seed``, ``threads`` (torch intra-op threads, 0: leave), ``compile`` (torch.compile the
@@ -77,7 +81,8 @@ class PolicyNode(NodeLogic):
         if policy is None:
             if not p["checkpoint"]:
                 raise ConfigError("policy_node needs the parameter checkpoint:=DIR")
-            policy = load(p["checkpoint"])
+            ppo = is_ppo_checkpoint(p["checkpoint"])
+            policy = load_ppo_actor(p["checkpoint"]) if ppo else load(p["checkpoint"])
         if p["threads"] > 0:
             torch.set_num_threads(p["threads"])
         self.policy = policy

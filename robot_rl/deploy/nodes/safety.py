@@ -5,17 +5,21 @@ chain (``configs/safety``) and published at once. The robot's side is an adapter
 profile's ``robot_type`` (:mod:`robot_rl.deploy.adapters`): an arm's joint command to two
 ros2_control ForwardCommandControllers (``Float64MultiArray``) or one JointTrajectoryController;
 an RC car's ``AckermannDriveStamped`` on ``/drive`` (ackermann_mux), its chain reading the scan,
-odometry pose and speed (AEB, geofence), its safe action a brake. Actions that
+odometry pose and speed (AEB, geofence), its safe action a brake; a humanoid's ``LowCmd_``
+(Unitree-style, ``/lowcmd``) of joint targets with the gains of the current mode (profile gains in
+ramp, hold and policy; kp = kd = 0 in idle; kp 0, kd 8 in damping and e-stop). Actions that
 come faster than the control rate are commanded at once too, with the chain's rate bounds
 shrunk to the time since the last command (``SafetyState.elapsed``), so commanded speeds hold
 whatever the rate. A watchdog timer, four times the control rate, publishes the chain's safe
 action (hold the last command) once the last action is older than the watchdog timeout (which
 must leave the hold within two control periods), and keeps commanding while no actions come.
 
-The deploy mode machine (idle → ramp to the default pose → hold → policy, damping on faults,
-latched e-stop) decides what is commanded. ``/estop`` (``std_msgs/Bool`` true) latches the
-e-stop; only ``~/reset`` (true) clears it, and only once ``/estop`` reads false again. An
-exception anywhere in the node is a fault: damping, i.e. the last command held. With no valid
+The deploy mode machine (idle → ramp to the default pose → hold → policy, damping on faults, latched
+e-stop) decides what is commanded. A component that finds the robot fallen (``fall_detector``) puts
+the machine in damping at once, latched like any fault: the policy does not take a fallen robot
+back, an operator resets it (``~/reset``), which ramps again. ``/estop`` (``std_msgs/Bool`` true)
+latches the e-stop; only ``~/reset`` (true) clears it, and only once ``/estop`` reads false again.
+An exception anywhere in the node is a fault: damping, i.e. the last command held. With no valid
 reading and no command yet, nothing is published (the controller keeps its own setpoint): no
 command is ever made up. ``/diagnostics`` reports the mode and every intervention.
 
@@ -48,6 +52,10 @@ from robot_rl.safety import SafetyConfig, SafetyState, build_chain
 from robot_rl.safety.chain import build_fallback
 from robot_rl.safety.modes import DAMPED, Mode, ModeMachine
 
+DAMPING_COMPONENTS = ("fall_detector",)
+"""Components whose failing closed means damping, not a hold: a fallen robot must not be driven
+back up by its position loops."""
+
 
 class SafetyNode(NodeLogic):
     """Parameters: ``profile``, ``safety`` (a ``configs/safety`` name or path),
@@ -61,7 +69,7 @@ class SafetyNode(NodeLogic):
     on ``trajectory_topic``, reached one control period later, the gripper as its last joint).
     The car: ``task`` / ``task_overrides`` (the action's mapping onto [steering angle, speed]),
     ``steering_topic`` / ``steering_source`` / ``servo_gain`` / ``servo_offset`` (as the policy
-    node), ``frame_id`` of ``/drive``."""
+    node), ``frame_id`` of ``/drive``. The humanoid: topics from its profile only."""
 
     default_name = "safety_node"
     lifecycle = True
@@ -146,6 +154,8 @@ class SafetyNode(NodeLogic):
         self.counts: dict[str, int] = {}
         self.held_since: float | None = None
         """When the current watchdog hold began (None: not holding)."""
+        self.damp_reason = ""
+        """Why a damping component failed closed on the last chain step ("" if none did)."""
 
     @property
     def q(self) -> np.ndarray | None:
@@ -204,6 +214,9 @@ class SafetyNode(NodeLogic):
             self.status = ("reset refused: release /estop first", DiagnosticStatus.ERROR)
             return [("diagnostics", self._diagnostics())]
         if self.modes.reset():
+            for f in self.chain.filters:  # the operator has picked the robot up
+                if f.name in DAMPING_COMPONENTS:
+                    f.reset()
             self.modes.start()
             self.auto_engage = False  # after a fault the operator engages by hand
             return self._mode_out()
@@ -298,6 +311,7 @@ class SafetyNode(NodeLogic):
         if not force and not self._due(now):
             return []
         before = self.modes.mode
+        self.damp_reason = ""
 
         def policy() -> np.ndarray:
             applied, reports = self.chain.step(state, self._proposal(state))
@@ -312,12 +326,20 @@ class SafetyNode(NodeLogic):
             else:
                 applied, reports = self.chain.step(replace(state, command_stamp=now), target)
                 self._note(reports, now)
+                if self.damp_reason:
+                    self.modes.fault(self.damp_reason)
+                    self.chain.hold_at(applied)
+                    self.status = (self.damp_reason, DiagnosticStatus.ERROR)
         else:
             applied, report = self.modes.tick(state, policy)
+            reason = report.reason
+            if self.damp_reason and self.modes.mode is Mode.POLICY:
+                self.modes.fault(self.damp_reason)
+                reason = f"damping ({self.damp_reason})"
             if self.modes.mode in DAMPED:
                 # the chain resumes from what the damped robot was commanded
                 self.chain.hold_at(applied)
-                self.status = (report.reason, DiagnosticStatus.ERROR)
+                self.status = (reason, DiagnosticStatus.ERROR)
         self.last_step = now
         out = self._publish(state, applied)
         if self.modes.mode is not before:
@@ -329,6 +351,8 @@ class SafetyNode(NodeLogic):
     def _note(self, reports, now: float) -> None:
         """Keep the status, the hold start and per-cause counts from the chain's reports."""
         failed = [r for r in reports if bool(r.fail_closed.any())]
+        damp = [r for r in failed if r.component in DAMPING_COMPONENTS]
+        self.damp_reason = "; ".join(f"{r.component}: {r.reason}" for r in damp)
         changed = [r for r in reports if bool(r.intervened.any())]
         for r in changed:
             self._count(f"{r.component}: {r.reason}")
@@ -353,7 +377,9 @@ class SafetyNode(NodeLogic):
         self.counts[key] = self.counts.get(key, 0) + 1
 
     def _publish(self, state: SafetyState, applied: np.ndarray) -> Out:
-        return self.io.command(np.asarray(applied, float)[0], self.clock.stamp())
+        return self.io.command(
+            np.asarray(applied, float)[0], self.clock.stamp(), self.modes.mode.value
+        )
 
     def _mode_out(self) -> Out:
         return [("mode", String(data=self.modes.mode.value)), ("diagnostics", self._diagnostics())]

@@ -6,6 +6,8 @@ consumes the controllers' command topics (``Float64MultiArray``, as ros2_control
 ForwardCommandController), holding the last command like a position controller does.
 The RC car (``rccar_race``, :mod:`robot_rl.deploy.nodes.car_sim`): publishes ``/scan``,
 ``/odom`` and the steering angle, consumes ``/drive`` (``AckermannDriveStamped``).
+The humanoid (``humanoid_balance`` / ``humanoid_walk``, :mod:`robot_rl.deploy.nodes.humanoid_sim`):
+publishes ``/lowstate`` (Unitree-style ``LowState_``) and ``/cmd_vel``, consumes ``/lowcmd``.
 
 Either way it steps the task in real time (one control step per control period) and reports
 each episode on ``/sim/episode`` (``std_msgs/String`` JSON: ``{"event": "start" | "end", ...}``),
@@ -139,13 +141,13 @@ class ArmSim:
 
 
 class SimBridgeNode(NodeLogic):
-    """Parameters: ``task`` (an arm task or ``rccar_race``), ``seed``, ``episodes`` (stop
-    stepping after this many; 0: run on), ``task_overrides`` (JSON of task config fields),
+    """Parameters: ``task`` (an arm task, ``rccar_race`` or a humanoid task), ``seed``, ``episodes``
+    (stop stepping after this many; 0: run on), ``task_overrides`` (JSON of task config fields),
     ``wait_topic`` (a ``std_msgs/String`` topic; the first episode starts once ``policy`` is
-    published there, e.g. the safety node's mode), topic names. The car also reads ``track``
-    (race this track of ``sim/tracks`` instead of the task's), ``steering_topic`` and
-    ``scan_beams`` (beams of the published scan; 0: the profile's count, adjusted so that the
-    policy's beams are among them)."""
+    published there, e.g. the safety node's mode), topic names. The car also reads ``track`` (race
+    this track of ``sim/tracks`` instead of the task's), ``steering_topic`` and ``scan_beams``
+    (beams of the published scan; 0: the profile's count, adjusted so that the policy's beams
+    are among them)."""
 
     default_name = "sim_bridge"
     parameters: dict[str, Any] = {
@@ -177,15 +179,22 @@ class SimBridgeNode(NodeLogic):
             env = make(p["task"], 1, seed=p["seed"], **overrides)
         self.env = env
         env.reset(seed=p["seed"])
+        from robot_rl.envs.tasks.humanoid.base import HumanoidEnv
+
         if isinstance(env, ArmEnv):
             self.robot = ArmSim(env, p, lambda text: self.log(text))
+        elif isinstance(env, HumanoidEnv):
+            from robot_rl.deploy.nodes.humanoid_sim import HumanoidSim
+
+            self.robot = HumanoidSim(env, p, lambda text: self.log(text))
         else:
             from robot_rl.deploy.nodes.car_sim import CarSim
             from robot_rl.envs.tasks.car.race import RaceEnv
 
             if not isinstance(env, RaceEnv):
                 raise ConfigError(
-                    f"sim_bridge presents arm tasks and rccar_race, not {type(env).__name__}"
+                    "sim_bridge presents arm tasks, rccar_race and the humanoid tasks, not "
+                    f"{type(env).__name__}"
                 )
             self.robot = CarSim(env, p, lambda text: self.log(text))
         self.period = env.control_dt
@@ -201,7 +210,8 @@ class SimBridgeNode(NodeLogic):
             self.subscriptions["ready"] = Port(p["wait_topic"], String, LATCHED)
         self.timers = {"step": self.period}
         self.started = not p["wait_topic"]
-        env.command_filter = self._apply
+        # a robot whose command is more than the env's command vector applies it itself
+        env.command_filter = getattr(self.robot, "command_filter", self._apply)
         self.sim_time = time.time()
         self.episode = 0
         self.results: list[dict[str, Any]] = []

@@ -16,6 +16,8 @@ the last push kick (world vx, vy).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import mujoco
 import torch
 
@@ -132,6 +134,9 @@ class HumanoidEnv(TaskEnv):
         self.push_count = torch.zeros(n, dtype=torch.long, device=dev)
         self.last_push = z(2)
         self._track_err_sum = z()
+        self.command_filter: Callable[[HumanoidEnv, torch.Tensor], torch.Tensor] | None = None
+        """Replaces the joint targets ``(N, 12)`` before they reach the PD actuators (the deploy
+        simulator: the targets a ``LowCmd_`` carries; it may also set the actuators' gains)."""
 
     def _index(self, model: mujoco.MjModel) -> None:
         names = self.profile.joint_names
@@ -227,6 +232,8 @@ class HumanoidEnv(TaskEnv):
         self._events()
         target = self.q0_env + self.action_scale * action.to(torch.float64)
         target = torch.maximum(torch.minimum(target, self._q_high), self._q_low)
+        if self.command_filter is not None:
+            target = self.command_filter(self, target).to(target)
         self._ctrl[:, self._act] = target
         self._prev_action = self.last_action
         self.last_action = action.clone()
@@ -312,7 +319,7 @@ class HumanoidEnv(TaskEnv):
         return obs
 
     def _failure(self) -> torch.Tensor:
-        return self.fallen.clone()
+        return self.fallen & self.cfg.terminate_on_fall
 
     def _survived(self) -> torch.Tensor:
         """(N,) bool: the episode reached its time limit standing."""

@@ -70,6 +70,9 @@ class HumanoidTaskConfig(TaskConfig):
     """Seconds of swing the feet_air_time term rewards beyond (legged_gym)."""
     success_tracking_error: float = float("inf")
     """Walk: success also needs the episode's mean planar velocity error (m/s) below this."""
+    terminate_on_fall: bool = True
+    """False: a fall does not end the episode; the robot lies where it fell, as a real one does
+    (the deploy simulator, where the safety node must see the fall)."""
     perturbation: HumanoidPerturbation = field(default_factory=HumanoidPerturbation)
 
     def __post_init__(self) -> None:
