@@ -364,6 +364,8 @@ def main() -> None:
     ap.add_argument("--skip-fidelity", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "docs/figures"))
     args = ap.parse_args()
+    # the fidelity run starts processes in other directories: pass them an absolute path
+    args.checkpoint = str(Path(args.checkpoint).resolve())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {
