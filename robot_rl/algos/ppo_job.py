@@ -13,8 +13,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from robot_rl.algos.bc_jobs import resolve_device
@@ -32,8 +31,7 @@ from robot_rl.core.progress import progress_bar
 from robot_rl.envs import load_task_config, make, simulation_device
 from robot_rl.envs.config import TaskConfig, build_config
 from robot_rl.envs.vec_env import Obs, VecEnv
-
-MODEL_FILE = "ppo.safetensors"
+from robot_rl.policies.ppo_actor import MODEL_FILE, read_ppo_checkpoint
 
 
 class PPOPolicy(nn.Module):
@@ -86,17 +84,6 @@ def save_ppo(directory: Path, learner: PPO, meta: dict[str, Any]) -> None:
     write_checkpoint(directory, write)
 
 
-def _read(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    try:
-        meta = json.loads((directory / "config.json").read_text())
-        tensors = load_file(str(directory / MODEL_FILE))
-    except FileNotFoundError as e:
-        raise ConfigError(f"{directory} is not a PPO checkpoint: {e.filename} is missing") from None
-    except (json.JSONDecodeError, SafetensorError, OSError) as e:
-        raise ConfigError(f"PPO checkpoint {directory} is unreadable: {e}") from None
-    return meta, tensors
-
-
 def _build(
     directory: Path, meta: dict, tensors: dict, device: str | torch.device, seed: int = 0
 ) -> PPO:
@@ -114,7 +101,7 @@ def load_ppo(directory: str | Path, device: str | torch.device = "cpu") -> PPOPo
     """A checkpoint written by :func:`save_ppo` as a deterministic policy. No pickle: tensors
     from safetensors, settings from JSON; a missing or damaged file is a :class:`ConfigError`."""
     directory = recover_checkpoint(Path(directory))
-    meta, tensors = _read(directory)
+    meta, tensors = read_ppo_checkpoint(directory)
     return PPOPolicy(_build(directory, meta, tensors, device).model, meta)
 
 
@@ -321,7 +308,7 @@ def _resume(
     """Load weights, statistics, optimizer and lr from ``directory`` into ``learner``; returns
     ``(env steps done, best score so far)``."""
     directory = recover_checkpoint(directory)
-    meta, tensors = _read(directory)
+    meta, tensors = read_ppo_checkpoint(directory)
     if meta.get("obs_dims") != dims or meta.get("action_dim") != action_dim:
         raise ConfigError(
             f"resume={directory}: trained on observations {meta.get('obs_dims')} / "

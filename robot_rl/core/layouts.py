@@ -14,3 +14,15 @@ ARM_STATE_NAMES = (
     + [f"tcp_to_cube.{a}" for a in "xyz"]
     + [f"cube_to_goal.{a}" for a in "xyz"]
 )
+
+
+def humanoid_state_names(joints: list[str]) -> list[str]:
+    """Names of the humanoid tasks' 45 ``state`` entries, for leg joints ``joints``."""
+    return (
+        [f"base_ang_vel.{a}" for a in "xyz"]
+        + [f"projected_gravity.{a}" for a in "xyz"]
+        + ["command.vx", "command.vy", "command.yaw_rate"]
+        + [f"joint_pos.{j}" for j in joints]
+        + [f"joint_vel.{j}" for j in joints]
+        + [f"last_action.{j}" for j in joints]
+    )

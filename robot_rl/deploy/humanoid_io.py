@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.core.errors import ConfigError
+from robot_rl.core.layouts import humanoid_state_names
 from robot_rl.core.profile import RobotProfile
 from robot_rl.deploy import adapters
 from robot_rl.deploy.node import Out, Port
@@ -159,18 +160,6 @@ def humanoid_state(
     )
 
 
-def state_names(joints: list[str]) -> list[str]:
-    """Names of the 45 ``state`` entries (as the humanoid tasks name them)."""
-    return (
-        [f"base_ang_vel.{a}" for a in "xyz"]
-        + [f"projected_gravity.{a}" for a in "xyz"]
-        + ["command.vx", "command.vy", "command.yaw_rate"]
-        + [f"joint_pos.{j}" for j in joints]
-        + [f"joint_vel.{j}" for j in joints]
-        + [f"last_action.{j}" for j in joints]
-    )
-
-
 def low_command(
     q: np.ndarray, kp: np.ndarray, kd: np.ndarray, spec: HumanoidSpec, mode_machine: int = 0
 ) -> LowCmd_:
@@ -191,7 +180,7 @@ class PolicyInputs(adapters.PolicyInputs):
 
     def __init__(self, profile: RobotProfile, params: Mapping[str, Any], config) -> None:
         self.spec = HumanoidSpec.of(profile)
-        names = state_names(self.spec.names)
+        names = humanoid_state_names(self.spec.names)
         wanted = tuple(getattr(config, "state_names", ()) or ())
         if wanted and tuple(wanted) != tuple(names):
             raise ConfigError(

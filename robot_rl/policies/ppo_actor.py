@@ -109,10 +109,9 @@ def is_ppo_checkpoint(directory: str | Path) -> bool:
     return (Path(directory) / MODEL_FILE).is_file()
 
 
-def load_ppo_actor(directory: str | Path) -> PPOActor:
-    """The actor of a PPO checkpoint directory (``config.json`` + ``ppo.safetensors``; the
-    critic and optimizer state are not read). A missing or damaged file is a ConfigError."""
-    directory = Path(directory)
+def read_ppo_checkpoint(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``config.json`` and the tensors of a PPO checkpoint directory, without pickle; a missing
+    or damaged file is a one-line :class:`ConfigError`."""
     try:
         meta = json.loads((directory / "config.json").read_text())
         tensors = load_file(str(directory / MODEL_FILE))
@@ -120,6 +119,14 @@ def load_ppo_actor(directory: str | Path) -> PPOActor:
         raise ConfigError(f"{directory} is not a PPO checkpoint: {e.filename} is missing") from None
     except (json.JSONDecodeError, SafetensorError, OSError) as e:
         raise ConfigError(f"PPO checkpoint {directory} is unreadable: {e}") from None
+    return meta, tensors
+
+
+def load_ppo_actor(directory: str | Path) -> PPOActor:
+    """The actor of a PPO checkpoint directory (``config.json`` + ``ppo.safetensors``; the
+    critic and optimizer state are not read). A missing or damaged file is a ConfigError."""
+    directory = Path(directory)
+    meta, tensors = read_ppo_checkpoint(directory)
     algo = meta.get("algo", {})
     try:
         config = PPOActorConfig(

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from robot_rl.core import load_profile
-from robot_rl.deploy.humanoid_io import HumanoidSpec, PolicyInputs, state_names
+from robot_rl.core.layouts import humanoid_state_names as state_names
+from robot_rl.deploy.humanoid_io import HumanoidSpec, PolicyInputs
 from robot_rl.deploy.node import ManualClock
 from robot_rl.deploy.nodes.policy import PolicyNode
 from robot_rl.deploy.nodes.safety import SafetyNode

@@ -22,6 +22,7 @@ import mujoco
 import torch
 
 from robot_rl.core import ConfigError, asset_path, load_profile
+from robot_rl.core.layouts import humanoid_state_names
 from robot_rl.envs.backends import BACKENDS
 from robot_rl.envs.task_env import TaskEnv
 from robot_rl.envs.tasks.humanoid.config import HumanoidTaskConfig
@@ -44,18 +45,6 @@ PRIVILEGED_NAMES = (
     "push_vel.x",
     "push_vel.y",
 )
-
-
-def state_names(joints: list[str]) -> list[str]:
-    """Names of the 45 ``state`` entries."""
-    return (
-        [f"base_ang_vel.{a}" for a in "xyz"]
-        + [f"projected_gravity.{a}" for a in "xyz"]
-        + ["command.vx", "command.vy", "command.yaw_rate"]
-        + [f"joint_pos.{j}" for j in joints]
-        + [f"joint_vel.{j}" for j in joints]
-        + [f"last_action.{j}" for j in joints]
-    )
 
 
 def roll_pitch(quat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,7 +82,7 @@ class HumanoidEnv(TaskEnv):
         self._index(model)
         self._substeps = max(1, round(1.0 / (p.control_rate_hz * model.opt.timestep)))
         self.control_dt = self._substeps * model.opt.timestep
-        self.state_names = state_names(p.joint_names)
+        self.state_names = humanoid_state_names(p.joint_names)
         super().__init__(cfg, backend, action_dim=NUM_JOINTS, seed=seed)
         self.action_spec = TensorSpec(
             (NUM_JOINTS,), torch.float32, -1.0, 1.0, names=tuple(p.joint_names)
