@@ -7,6 +7,7 @@ e-stop latches."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -73,14 +74,15 @@ def wait(predicate, timeout: float, taps=()) -> bool:
     return False
 
 
-@pytest.fixture
-def graph(tmp_path):
-    """The launched graph on a private DDS domain; yields (process, pids, output lines)."""
-    domain = 100 + (os.getpid() % 100)
+@contextlib.contextmanager
+def launched(launch_file: str, args: list[str], domain_salt: int = 0):
+    """``robot-rl launch <launch_file> <args>`` on a private DDS domain, with this test's own
+    participant in it; yields (process, participant, output lines). Ctrl-C stops the graph at
+    the end (killed if it does not stop within 15 s)."""
+    domain = 100 + (os.getpid() + domain_salt) % 100
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), OMP_NUM_THREADS="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "robot_rl.cli.main", "launch", "launch/arm_sim.launch.xml",
-         f"checkpoint:={CHECKPOINT}", "seed:=1"],
+        [sys.executable, "-m", "robot_rl.cli.main", "launch", launch_file, *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
@@ -99,6 +101,13 @@ def graph(tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@pytest.fixture
+def graph():
+    """The launched arm graph; yields (process, participant, output lines)."""
+    with launched("launch/arm_sim.launch.xml", [f"checkpoint:={CHECKPOINT}", "seed:=1"]) as g:
+        yield g
 
 
 def _pid(lines: list[str], node: str) -> int:

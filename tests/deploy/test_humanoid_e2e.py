@@ -7,11 +7,7 @@ hard) switches it to damping (kp 0, kd 8), latched."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +18,7 @@ from robot_rl.deploy.humanoid_io import HumanoidSpec
 from robot_rl.deploy.qos import COMMAND, LATCHED, SENSOR
 from robot_rl.msgs import Float64MultiArray, LowCmd_, LowState_, String, low_cmd_crc
 from robot_rl.msgs.unitree_hg import quat_rpy
-from tests.deploy.test_e2e import Tap, wait
+from tests.deploy.test_e2e import Tap, launched, wait
 
 pytestmark = pytest.mark.slow
 
@@ -34,30 +30,9 @@ BUDGET_S = 90.0
 @pytest.fixture
 def humanoid_graph():
     """The launched humanoid graph on a private DDS domain; yields (process, participant, lines)."""
-    domain = 100 + (os.getpid() + 53) % 100
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "robot_rl.cli.main", "launch", "launch/humanoid_sim.launch.xml",
-         f"checkpoint:={CHECKPOINT}", "ramp_s:=0.5", "push:=3.0", "push_interval:=2.0",
-         "seed:=1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    from cyclonedds.domain import DomainParticipant
-
-    dp = DomainParticipant(domain)
-    try:
-        yield proc, dp, lines
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    args = [f"checkpoint:={CHECKPOINT}", "ramp_s:=0.5", "push:=3.0", "push_interval:=2.0"]
+    with launched("launch/humanoid_sim.launch.xml", [*args, "seed:=1"], domain_salt=53) as g:
+        yield g
 
 
 def test_humanoid_sim_graph_ramps_runs_the_policy_and_damps_a_fall(humanoid_graph):

@@ -9,16 +9,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from robot_rl.deploy.qos import COMMAND, STATE
 from robot_rl.msgs import AckermannDriveStamped, DiagnosticArray, Float64MultiArray, String
-from tests.deploy.test_e2e import Tap, _pid, wait
+from tests.deploy.test_e2e import Tap, _pid, launched, wait
 
 pytestmark = pytest.mark.slow
 
@@ -33,29 +30,9 @@ def car_graph():
     """The launched car graph on a private DDS domain; yields (process, participant, lines)."""
     if not (CHECKPOINT / "config.json").is_file():
         pytest.skip(f"no trained car policy at {CHECKPOINT.relative_to(ROOT)}")
-    domain = 100 + (os.getpid() + 37) % 100
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "robot_rl.cli.main", "launch", "launch/rccar_sim.launch.xml",
-         f"checkpoint:={CHECKPOINT}", "track:=oval", "seed:=1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    from cyclonedds.domain import DomainParticipant
-
-    dp = DomainParticipant(domain)
-    try:
-        yield proc, dp, lines
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    args = [f"checkpoint:={CHECKPOINT}", "track:=oval", "seed:=1"]
+    with launched("launch/rccar_sim.launch.xml", args, domain_salt=37) as g:
+        yield g
 
 
 def test_rccar_sim_graph_drives_laps_and_brakes_when_the_policy_dies(car_graph):
