@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from robot_rl.algos.chunk_runner import ChunkRunner
-from robot_rl.algos.safety_sim import attach_safety
 from robot_rl.deploy.graph import LocalGraph
 from robot_rl.deploy.node import ManualClock
 from robot_rl.deploy.nodes.policy import PolicyNode
@@ -19,7 +17,7 @@ from robot_rl.deploy.rosargs import NodeOptions
 from robot_rl.envs import make
 from robot_rl.policies import load
 from tests.deploy.test_car import car_policy
-from tests.deploy.test_fidelity import zero_noise
+from tests.deploy.test_fidelity import episode_lengths, zero_noise
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "assets/policies/rccar_race_flow_small"
 EPISODES, SEED, TRACK = 6, 3, "oval"
@@ -27,17 +25,7 @@ TASK = {"tracks": [TRACK], "lidar_noise_std": 0.0}
 
 
 def batched_lengths(policy) -> list[int]:
-    env = make("rccar_race", 1, seed=SEED, **TASK)
-    attach_safety(env, "rccar")
-    runner = ChunkRunner.for_env(policy, env)
-    obs, lengths = env.reset(seed=SEED), []
-    while len(lengths) < EPISODES:
-        obs, _, term, trunc, info = env.step(runner(obs))
-        done = term | trunc
-        if bool(done.any()):
-            runner.reset(done.nonzero().flatten())
-            lengths.append(int(info["episode"]["length"][0]))
-    return lengths
+    return episode_lengths(policy, "rccar_race", "rccar", EPISODES, SEED, **TASK)
 
 
 def graph_results(policy) -> list[dict]:

@@ -37,12 +37,19 @@ def zero_noise(policy):
 
 
 def batched_lengths() -> list[int]:
-    policy = zero_noise(load(CHECKPOINT))
-    env = make("arm_reach", 1, seed=SEED)
-    attach_safety(env, "arm")
+    return episode_lengths(zero_noise(load(CHECKPOINT)), "arm_reach", "arm", EPISODES, SEED)
+
+
+def episode_lengths(
+    policy, task: str, safety: str, episodes: int, seed: int, **overrides
+) -> list[int]:
+    """Lengths of the first ``episodes`` episodes of ``policy`` in one batched env of ``task``
+    with the ``safety`` chain in the loop."""
+    env = make(task, 1, seed=seed, **overrides)
+    attach_safety(env, safety)
     runner = ChunkRunner.for_env(policy, env)
-    obs, lengths = env.reset(seed=SEED), []
-    while len(lengths) < EPISODES:
+    obs, lengths = env.reset(seed=seed), []
+    while len(lengths) < episodes:
         obs, _, term, trunc, info = env.step(runner(obs))
         done = term | trunc
         if bool(done.any()):

@@ -286,9 +286,6 @@ class SegmentGrid:
             max_elements: bounds rays × candidates per step (and the fallback's chunks).
         """
         n, b = directions.shape[:2]
-        if n * b * len(self.segments) <= max_elements:
-            # One brute-force chunk beats the grid's stages for a handful of cars (same ranges).
-            return cast_rays(origin, directions, self.segments, self.max_range, max_elements)
         nx, ny = self.shape
         ij = torch.floor((origin - self.low) / self.cell).long()
         inside = (ij[:, 0] >= 0) & (ij[:, 0] < nx) & (ij[:, 1] >= 0) & (ij[:, 1] < ny)
@@ -392,6 +389,8 @@ class Lidar:
             origin = origin + self.cfg.mount_offset * torch.stack((yaw.cos(), yaw.sin()), dim=-1)
         theta = yaw[:, None] + self.angles
         directions = torch.stack((theta.cos(), theta.sin()), dim=-1)
+        # one brute-force chunk beats the grid's stages for a handful of cars (same ranges),
+        # and then the grid need not be built at all
         small = len(pose) * len(self.angles) * len(self.segments) <= self.cfg.max_elements
         if self.cfg.method == "grid" and not small:
             ranges = self.grid.cast(origin, directions, self.cfg.max_elements)

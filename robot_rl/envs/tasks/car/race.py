@@ -214,7 +214,6 @@ class RaceEnv(TaskEnv):
         self.stuck = torch.zeros(n, dtype=torch.bool, device=dev)
         k = max(1, round(cfg.stuck_seconds / self.control_dt))
         self._progress_hist = torch.zeros(n, k, device=dev)
-        self._prev_action = torch.zeros(n, 2, device=dev)
         self._last_action = torch.zeros(n, 2, device=dev)
         self._action_rate = torch.zeros(n, device=dev)
         self._lookahead = torch.tensor(cfg.lookahead, device=dev)
@@ -345,7 +344,6 @@ class RaceEnv(TaskEnv):
         self.progress[ids] = 0.0
         self.step_progress[ids] = 0.0
         self._progress_hist[ids] = 0.0
-        self._prev_action[ids] = self._neutral_action()
         self._last_action[ids] = self._neutral_action()
         self._action_rate[ids] = 0.0
         self.backend.command[ids] = 0.0
@@ -356,8 +354,7 @@ class RaceEnv(TaskEnv):
         if self.command_filter is not None:
             command = self.command_filter(self, command).to(command)
         self.backend.command = command
-        self._action_rate = (action - self._prev_action).square().sum(-1)
-        self._prev_action = action
+        self._action_rate = (action - self._last_action).square().sum(-1)
         self._last_action = action
 
     def _after_physics(self, ids: torch.Tensor | None = None) -> None:
