@@ -111,6 +111,9 @@ class TrainPPOJob:
 
     task: dict[str, Any] = field(default_factory=dict)
     algo: dict[str, Any] = field(default_factory=dict)
+    # task-config overrides for the training envs only (evaluation runs the task as configured),
+    # e.g. {"perturbation": {"push_interval_s": [1, 3]}}: more pushes to learn from
+    train_task: dict[str, Any] = field(default_factory=dict)
     out: str | None = None  # default runs/ppo_<task>
     num_envs: int = 1024
     eval_every: int = 1_000_000  # env steps between evaluations and checkpoints
@@ -188,7 +191,8 @@ def run_train_ppo(job: TrainPPOJob, console: Console | None = None) -> dict[str,
     device = resolve_device(job.device)
     out = Path(job.out or f"runs/ppo_{task.name}")
     out.mkdir(parents=True, exist_ok=True)
-    env = make(task, job.num_envs, seed=job.seed, device=simulation_device(task, device))
+    sim_device = simulation_device(task, device)
+    env = make(task, job.num_envs, seed=job.seed, device=sim_device, **job.train_task)
     dims = obs_dims(env)
     learner = PPO(dims, env.action_dim, cfg, device, job.seed)
     done_steps, best_score = 0, -math.inf
@@ -202,7 +206,12 @@ def run_train_ppo(job: TrainPPOJob, console: Console | None = None) -> dict[str,
         f"PPO on {task.name}: {job.num_envs} envs × {steps_per_env} steps per update, "
         f"{cfg.epochs} epochs × {minibatches} minibatches ({cfg.scale_with_envs}), {device}"
     )
-    meta = {"task": task.name, "task_config": asdict(task), "num_envs": job.num_envs}
+    meta = {
+        "task": task.name,
+        "task_config": asdict(task),
+        "train_task": job.train_task,
+        "num_envs": job.num_envs,
+    }
     tb = SummaryWriter(log_dir=str(out / "tb"))
     train_log: list[dict] = []
     evals: list[dict] = []

@@ -60,9 +60,16 @@ def _allow_group_field(override: str, base: DictConfig) -> str:
     key = override.split("=", 1)[0]
     if key.startswith(("+", "~")) or "." not in key:
         return override
-    group, parent = key.split(".", 1)[0], key.rsplit(".", 1)[0]
-    # Likewise a field of an open mapping such as the pipeline's residual.algo: {}.
-    open_map = isinstance(OmegaConf.select(base, parent, default=None), DictConfig)
+    group = key.split(".", 1)[0]
+    # Likewise a field (at any depth) of an open mapping such as the pipeline's residual.algo: {}
+    # or train_ppo's train_task: {}: the nearest existing ancestor of the key is a mapping.
+    parent, node = key.rsplit(".", 1)[0], _MISSING
+    while node is _MISSING:
+        node = OmegaConf.select(base, parent, default=_MISSING)
+        if node is _MISSING and "." not in parent:
+            break
+        parent = parent.rsplit(".", 1)[0]
+    open_map = isinstance(node, DictConfig)
     if (group in GROUPS or open_map) and OmegaConf.select(base, key, default=_MISSING) is _MISSING:
         return "+" + override
     return override

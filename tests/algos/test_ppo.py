@@ -316,3 +316,20 @@ def test_cli_trains_evaluates_checkpoints_and_resumes(tmp_path):
 
     assert main(["train", "ppo", "num_envs=8"]) == 2  # no task: a usage line
     assert main(["train", "ppo", *TINY_CLI, f"out={out}", "algo.scale_with_envs=x"]) == 2
+
+
+def test_train_task_overrides_reach_only_the_training_envs(tmp_path):
+    from robot_rl.cli.main import main
+
+    out = tmp_path / "run"
+    extra = ["train_task.episode_length=5", "train_task.randomization.friction=[0.5,0.6]"]
+    assert main(["train", "ppo", *TINY_CLI, f"out={out}", "algo.env_steps=128", *extra]) == 0
+    summary = json.loads((out / "ppo_summary.json").read_text())
+    lengths = [t["episode/length"] for t in summary["training"] if "episode/length" in t]
+    assert lengths and max(lengths) <= 5  # training episodes end at 5 steps
+    assert summary["final"]["mean_length"] > 5  # evaluation: the task's 60-step episodes
+    meta = load_ppo(out / "checkpoints" / "last").meta
+    assert meta["train_task"] == {"episode_length": 5, "randomization": {"friction": [0.5, 0.6]}}
+    assert meta["task_config"]["episode_length"] == 60
+    bad = [*TINY_CLI, f"out={out}", "train_task.episode_lenght=5"]
+    assert main(["train", "ppo", *bad]) == 2  # a misspelt task field is a one-line error

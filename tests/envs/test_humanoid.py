@@ -81,9 +81,8 @@ def test_zero_action_stands_20_seconds_and_succeeds():
 
 
 def test_strong_push_falls_and_terminates_as_failure():
-    env = _make(
-        n=4, perturbation={**CALM["perturbation"], "push_velocity": 3.0, "push_interval_s": 0.2}
-    )
+    push = {**CALM["perturbation"], "push_velocity": 3.0, "push_interval_s": [0.2, 0.2]}
+    env = _make(n=4, perturbation=push)
     env.reset(seed=2)
     ended = torch.zeros(4, dtype=torch.bool)
     for _ in range(150):
@@ -110,7 +109,7 @@ def test_random_policy_falls():
 
 
 def test_pushes_happen_at_the_configured_interval():
-    push = {**CALM["perturbation"], "push_velocity": 0.2, "push_interval_s": 0.5}
+    push = {**CALM["perturbation"], "push_velocity": 0.2, "push_interval_s": [0.5, 0.5]}
     env = _make(n=2, episode_length=60, perturbation=push)
     env.reset(seed=4)
     counts = []
@@ -122,6 +121,23 @@ def test_pushes_happen_at_the_configured_interval():
     # 0.5 s = 25 control steps: pushed before the 26th and the 51st step
     assert (counts[24] == 0).all() and (counts[25] == 1).all() and (counts[50] == 2).all()
     assert (info["episode"]["metrics"]["pushes"] == 2).all()  # the episode ended at 60 steps
+
+
+def test_push_intervals_are_drawn_per_push_within_the_range():
+    push = {**CALM["perturbation"], "push_velocity": 0.05, "push_interval_s": [0.2, 0.6]}
+    env = _make(n=8, episode_length=400, perturbation=push)
+    env.reset(seed=5)
+    pushed_at: list[list[int]] = [[] for _ in range(8)]
+    before = env.push_count.clone()
+    for t in range(300):
+        env.step(torch.zeros(8, 12))
+        for i in (env.push_count > before).nonzero().flatten().tolist():
+            pushed_at[i].append(t)  # before the physics of step t: episode_step was t
+        before = env.push_count.clone()
+    gaps = [b - a for times in pushed_at for a, b in zip([0, *times], times, strict=False)]
+    # 0.2..0.6 s = 10..30 control steps between pushes (the first counted from the reset)
+    assert min(gaps) >= 10 and max(gaps) <= 30
+    assert len(set(gaps)) > 5  # drawn, not a fixed period
 
 
 def test_randomization_ranges_land_in_the_model_and_privileged_obs():

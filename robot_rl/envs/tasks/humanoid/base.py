@@ -121,6 +121,8 @@ class HumanoidEnv(TaskEnv):
         self.body_contact = torch.zeros(n, dtype=torch.bool, device=dev)
         self.fallen = torch.zeros(n, dtype=torch.bool, device=dev)
         self.push_count = torch.zeros(n, dtype=torch.long, device=dev)
+        self._next_push = torch.zeros(n, dtype=torch.long, device=dev)
+        """(N,) episode step at which each env is pushed next."""
         self.last_push = z(2)
         self._track_err_sum = z()
         self.command_filter: Callable[[HumanoidEnv, torch.Tensor], torch.Tensor] | None = None
@@ -214,6 +216,7 @@ class HumanoidEnv(TaskEnv):
         self.last_action[ids] = 0.0
         self._prev_action[ids] = 0.0
         self.push_count[ids] = 0
+        self._next_push[ids] = self._push_gap(k)
         self.last_push[ids] = 0.0
         self._track_err_sum[ids] = 0.0
 
@@ -227,18 +230,23 @@ class HumanoidEnv(TaskEnv):
         self._prev_action = self.last_action
         self.last_action = action.clone()
 
+    def _push_gap(self, k: int) -> torch.Tensor:
+        """(k,) control steps to the next push, one draw from ``push_interval_s`` each."""
+        gap = self._uniform((k,), *self.cfg.perturbation.push_interval_s) / self.control_dt
+        return gap.round().long().clamp(min=1)
+
     def _events(self) -> None:
-        """Pushes and command resampling, at fixed times of each env's episode."""
+        """Pushes (at each env's drawn push step) and command resampling (at fixed times)."""
         step = self.episode_step
         p = self.cfg.perturbation
-        every = max(1, round(p.push_interval_s / self.control_dt))
         if p.push_velocity > 0:
-            ids = ((step > 0) & (step % every == 0)).nonzero().flatten()
+            ids = (step >= self._next_push).nonzero().flatten()
             if len(ids):
                 kick = self._uniform((len(ids), 2), -p.push_velocity, p.push_velocity)
                 self._qvel[ids, 0:2] += kick  # free joint: world-frame linear velocity
                 self.push_count[ids] += 1
                 self.last_push[ids] = kick.float()
+                self._next_push[ids] += self._push_gap(len(ids))
         every = max(1, round(self.cfg.command_resample_s / self.control_dt))
         ids = ((step > 0) & (step % every == 0)).nonzero().flatten()
         if len(ids):

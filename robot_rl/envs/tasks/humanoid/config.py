@@ -22,8 +22,9 @@ class HumanoidPerturbation:
     default_pose_offset: float = 0.0
     """± rad uniform offset of each joint's zero, per env: the PD target is
     ``default + offset + action_scale·a`` while observations use the nominal default."""
-    push_interval_s: float = 5.0
-    """Seconds between pushes within an episode (first push after one interval)."""
+    push_interval_s: tuple[float, float] = (5.0, 5.0)
+    """Seconds between pushes within an episode, drawn uniformly per push from [low, high] (the
+    first push one draw after the reset); [5, 5]: at 5, 10 and 15 s of a 20 s episode."""
     push_velocity: float = 0.0
     """Largest horizontal velocity kick (m/s, uniform per axis) added to the base; 0: no pushes."""
 
@@ -36,9 +37,10 @@ class HumanoidPerturbation:
                 "perturbation.default_pose_offset and push_velocity must be >= 0, got "
                 f"{self.default_pose_offset} and {self.push_velocity}"
             )
-        if self.push_interval_s <= 0:
+        _check_range("perturbation.push_interval_s", self.push_interval_s)
+        if self.push_interval_s[0] <= 0:
             raise ConfigError(
-                f"perturbation.push_interval_s must be > 0, got {self.push_interval_s}"
+                f"perturbation.push_interval_s must be > 0, got {list(self.push_interval_s)}"
             )
 
 
