@@ -7,6 +7,7 @@ The CLI only composes Hydra configs into these dataclasses and calls :func:`run_
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from rich.console import Console
 from robot_rl.algos.bc import BCConfig, TrainRun, build_policy, dataset_roots, train_bc
 from robot_rl.algos.bc_data import BCData
 from robot_rl.algos.evaluate import EvalResult, evaluate_policy
-from robot_rl.algos.report import plot_training, write_eval_report
+from robot_rl.algos.report import plot_training, sweep_table, write_eval_report
 from robot_rl.algos.safety_sim import attach_safety
+from robot_rl.algos.sweep import SWEEPS, term_values
 from robot_rl.algos.train_state import recover_checkpoint
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
@@ -75,41 +77,45 @@ def eval_task_configs(
 
 def evaluate_in_tasks(
     policy: Policy,
-    tasks: list[TaskConfig],
+    tasks: Sequence[TaskConfig] | Mapping[str, TaskConfig],
     episodes: int,
     num_envs: int,
     *,
     seed: int,
     video_episodes: int = 0,
+    filmed: Collection[str] | None = None,
     label: str = "eval",
     action_steps: int | None = None,
     denoise_steps: int | None = None,
     safety: dict[str, Any] | str | None = None,
     wrap=None,
 ) -> dict[str, EvalResult]:
-    """Evaluate ``policy`` for ``episodes`` episodes in each task, with a progress bar; with
-    ``safety`` (a safety config or the name of one) the chain filters every command; ``wrap``
-    as :func:`evaluate_policy` takes it."""
+    """Evaluate ``policy`` for ``episodes`` episodes in each task, with a progress bar; results
+    are keyed by task name, or by the keys of ``tasks`` given as a mapping (e.g. one task under
+    several settings). ``filmed`` names the tasks filmed (default: all); with ``safety`` (a
+    safety config or the name of one) the chain filters every command; ``wrap`` as
+    :func:`evaluate_policy` takes it."""
+    named = dict(tasks) if isinstance(tasks, Mapping) else {cfg.name: cfg for cfg in tasks}
     results = {}
     with progress_bar() as bar:
-        for cfg in tasks:
+        for name, cfg in named.items():
             env = make(cfg, min(num_envs, episodes), seed=seed)
             sim = attach_safety(env, safety) if safety else None
-            job = bar.add_task(f"{label} {cfg.name}", total=episodes)
+            job = bar.add_task(f"{label} {name}", total=episodes)
             try:
-                results[cfg.name] = evaluate_policy(
+                results[name] = evaluate_policy(
                     policy,
                     env,
                     episodes,
                     seed=seed,
-                    video_episodes=video_episodes,
+                    video_episodes=video_episodes if filmed is None or name in filmed else 0,
                     action_steps=action_steps,
                     denoise_steps=denoise_steps,
                     progress=lambda k, job=job: bar.update(job, completed=k),
                     wrap=wrap,
                 )
                 if sim is not None:
-                    results[cfg.name].safety = sim.summary()
+                    results[name].safety = sim.summary()
             finally:
                 env.close()
     return results
@@ -258,9 +264,13 @@ class EvalJob:
     # safety=<name>: configs/safety/<name>.yaml filters every command; the report gains the
     # interventions per filter and the hard-limit violations per 1000 steps
     safety: dict[str, Any] | None = None
+    # sweep=randomization: the task under each domain-randomization setting (robot_rl.algos.sweep)
+    sweep: str | None = None
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.sweep is not None and self.sweep not in SWEEPS:
+            raise ConfigError(f"sweep must be one of {list(SWEEPS)} or null, got {self.sweep!r}")
         if self.episodes < 1 or self.num_envs < 1:
             raise ConfigError(
                 f"episodes and num_envs must be >= 1, got {self.episodes}, {self.num_envs}"
@@ -303,17 +313,28 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
     ckpt = recover_checkpoint(Path(base))
     policy = load(ckpt, device=device)
     tasks = eval_task_configs(policy, job.task, job.tasks)
+    named: dict[str, TaskConfig] = {cfg.name: cfg for cfg in tasks}
+    sweep_meta = None
+    if job.sweep:
+        if len(tasks) != 1:
+            raise ConfigError(
+                f"sweep={job.sweep} evaluates one task, got tasks={[t.name for t in tasks]}"
+            )
+        # every setting runs with the same seed: the same episodes, only the terms differ
+        named = SWEEPS[job.sweep](tasks[0])
+        sweep_meta = {"name": job.sweep, "task": tasks[0].name, "terms": term_values(tasks[0])}
     if job.out:
         out = Path(job.out)
     else:
         out = default_eval_dir(Path(job.residual) if job.residual else ckpt)
     results = evaluate_in_tasks(
         policy,
-        tasks,
+        named,
         job.episodes,
         job.num_envs,
         seed=job.seed,
         video_episodes=job.video_episodes,
+        filmed=["all"] if job.sweep else None,  # one video is enough to look at
         action_steps=job.action_steps,
         denoise_steps=job.denoise_steps,
         safety=job.safety,
@@ -329,33 +350,45 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
         "action_steps": job.action_steps or policy.config.action_steps,
         "denoise_steps": job.denoise_steps,
         "safety": job.safety,
+        "sweep": sweep_meta,
     }
     report = write_eval_report(results, out, fps=_fps(tasks[0]), meta=meta)
+    if job.sweep:
+        console.print(sweep_table(results, title=f"{tasks[0].name} under sweep={job.sweep}"))
     for name, r in results.items():
-        s = r.stats.summary()
-        console.print(
-            f"[bold]{name}[/]: success {s['success_rate']:.1%} (95% CI "
-            f"{s['success_ci95_low']:.1%}–{s['success_ci95_high']:.1%}) over {s['episodes']} "
-            f"episodes, mean length {s['mean_length']:.1f}, mean return {s['mean_return']:.2f}"
-        )
-        task_metrics = {k: v for k, v in s.items() if k.startswith("mean_") and k not in COMMON}
-        if task_metrics:
-            console.print(
-                "  "
-                + ", ".join(f"{k.removeprefix('mean_')} {v:.3g}" for k, v in task_metrics.items())
-            )
+        if not job.sweep:
+            _print_result(console, name, r)
         if r.safety:
-            rates = {k.split("/")[1]: v for k, v in r.safety.items() if k.endswith("/rate")}
-            busiest = max(rates, key=rates.get) if rates else "-"
-            console.print(
-                "  safety chain: violations per 1000 steps "
-                + ", ".join(
-                    f"{k.removeprefix('violations/')} {v:.2f}"
-                    for k, v in r.safety.items()
-                    if k.startswith("violations/")
-                )
-                + f"; most active filter {busiest} ({rates.get(busiest, 0):.0%} of steps)"
-            )
+            # after each task's line, or below the sweep's table naming the setting
+            _print_safety(console, f"{name} " if job.sweep else "", r.safety)
     console.print(f"report: {out / 'report.json'}")
     print(json.dumps({"summary": {n: t["summary"] for n, t in report["tasks"].items()}}))
     return report
+
+
+def _print_result(console: Console, name: str, r: EvalResult) -> None:
+    s = r.stats.summary()
+    console.print(
+        f"[bold]{name}[/]: success {s['success_rate']:.1%} (95% CI "
+        f"{s['success_ci95_low']:.1%}–{s['success_ci95_high']:.1%}) over {s['episodes']} "
+        f"episodes, mean length {s['mean_length']:.1f}, mean return {s['mean_return']:.2f}"
+    )
+    task_metrics = {k: v for k, v in s.items() if k.startswith("mean_") and k not in COMMON}
+    if task_metrics:
+        console.print(
+            "  " + ", ".join(f"{k.removeprefix('mean_')} {v:.3g}" for k, v in task_metrics.items())
+        )
+
+
+def _print_safety(console: Console, label: str, safety: dict[str, float]) -> None:
+    rates = {k.split("/")[1]: v for k, v in safety.items() if k.endswith("/rate")}
+    busiest = max(rates, key=rates.get) if rates else "-"
+    console.print(
+        f"  {label}safety chain: violations per 1000 steps "
+        + ", ".join(
+            f"{k.removeprefix('violations/')} {v:.2f}"
+            for k, v in safety.items()
+            if k.startswith("violations/")
+        )
+        + f"; most active filter {busiest} ({rates.get(busiest, 0):.0%} of steps)"
+    )

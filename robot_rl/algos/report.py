@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.table import Table
 
 from robot_rl.algos.evaluate import EvalResult
 from robot_rl.data.video import VideoSegment, tile_videos
@@ -50,6 +51,8 @@ def plot_eval(results: Mapping[str, EvalResult], out: Path) -> list[Path]:
         ax.text(i, y, f"{r:.0%}\n(n={n})", ha="center", va="center", fontsize=8, color=color)
     ax.set_ylim(0, 1)
     ax.set_ylabel("success rate (95% Wilson CI)")
+    if len(names) > 4:  # a sweep's setting names would run into each other
+        plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     fig.tight_layout()
     success = out / "success.png"
     fig.savefig(success, dpi=120)
@@ -126,6 +129,39 @@ def write_eval_report(
     report["plots"] = [p.name for p in plot_eval(results, out)]
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+SWEEP_METRICS = {
+    "survival_time": "mean survival time (s)",
+    "tracking_error": "mean tracking error (m/s)",
+}
+"""Task metrics a sweep table shows, when the task reports them (the humanoid tasks do)."""
+
+
+def sweep_table(results: Mapping[str, EvalResult], title: str = "") -> Table:
+    """One row per setting: success with its 95% CI, the task metrics of :data:`SWEEP_METRICS`
+    the task reports, and the mean return."""
+    summaries = {name: r.stats.summary() for name, r in results.items()}
+    metrics = [m for m in SWEEP_METRICS if any(f"mean_{m}" in s for s in summaries.values())]
+    table = Table(title=title or None)
+    table.add_column("setting", no_wrap=True)
+    table.add_column("success", justify="right", no_wrap=True)
+    table.add_column("95% CI", justify="right", no_wrap=True)
+    for m in metrics:
+        table.add_column(SWEEP_METRICS[m], justify="right")
+    table.add_column("mean return", justify="right")
+    for name, s in summaries.items():
+        cells = [
+            f"{s['success_rate']:.1%}",
+            f"{s['success_ci95_low']:.1%}–{s['success_ci95_high']:.1%}",
+        ]
+        cells += [_cell(s.get(f"mean_{m}", float("nan"))) for m in metrics]
+        table.add_row(name, *cells, f"{s['mean_return']:.2f}")
+    return table
+
+
+def _cell(value: float) -> str:
+    return f"{value:.3g}" if np.isfinite(value) else "-"
 
 
 def plot_residual(history: Sequence[Mapping[str, float]], base_success: float, out: Path) -> Path:

@@ -7,7 +7,10 @@ Layout::
     train_state.safetensors   raw (non-EMA) weights and the EMA step, to resume training
 
 Loading reads tensors with ``safetensors`` only; a file that is really a ``torch.save`` zip or a
-pickle is refused by its magic bytes before any parser sees it.
+pickle is refused by its magic bytes before any parser sees it. :func:`load` also reads the
+deployable actor of a PPO checkpoint (``robot-rl train ppo``: ``config.json`` +
+``ppo.safetensors``, see :mod:`robot_rl.policies.ppo_actor`), so evaluation and deployment take
+either kind of directory.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from robot_rl.core.errors import ConfigError, RobotRLError
 from robot_rl.policies.policy import POLICIES, Policy
+from robot_rl.policies.ppo_actor import PPOActor, is_ppo_checkpoint, load_ppo_actor
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
@@ -61,8 +65,9 @@ def load(
     *,
     device: str | torch.device = "cpu",
     expect: Mapping[str, Any] | None = None,
-) -> Policy:
-    """The policy saved in ``directory``, on ``device``, with EMA weights for evaluation.
+) -> Policy | PPOActor:
+    """The policy saved in ``directory``, on ``device``, with EMA weights for evaluation; for a
+    PPO checkpoint its deterministic actor (``policy_type`` ``"ppo"``).
 
     ``expect`` lists config fields the caller relies on (e.g. ``{"state_dim": 40, "task":
     "arm_push"}``, or ``"policy_type"``); any mismatch raises :class:`CheckpointError`.
@@ -70,6 +75,13 @@ def load(
     root = Path(directory)
     if not root.is_dir():
         raise CheckpointError(f"checkpoint directory {root} does not exist")
+    if is_ppo_checkpoint(root):
+        try:
+            actor = load_ppo_actor(root)
+        except ConfigError as e:
+            raise CheckpointError(str(e)) from None
+        _check_expected(root, actor.name, actor.config, expect or {})
+        return actor.to(device)
     meta = _read_config(root / CONFIG_FILE)
     policy_type = meta["policy_type"]
     try:

@@ -6,11 +6,12 @@ its networks from the same :func:`mlp` and :class:`RunningNorm`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from safetensors import SafetensorError
@@ -18,6 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from robot_rl.core.errors import ConfigError
+from robot_rl.policies.observations import STATE
 
 MODEL_FILE = "ppo.safetensors"
 ACTIVATIONS: dict[str, type[nn.Module]] = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh}
@@ -63,8 +65,9 @@ class RunningNorm(nn.Module):
 
 @dataclass(frozen=True)
 class PPOActorConfig:
-    """What a runner reads of a policy's config (as :class:`~robot_rl.policies.PolicyConfig`):
-    one observation frame in, a chunk of one action out, no cameras, no language."""
+    """What a runner and an evaluation report read of a policy's config (as
+    :class:`~robot_rl.policies.PolicyConfig`): one observation frame in, a chunk of one action
+    out, no cameras, no language."""
 
     state_dim: int
     action_dim: int
@@ -76,10 +79,16 @@ class PPOActorConfig:
     cameras: tuple[str, ...] = ()
     instructions: tuple[str, ...] = ()
     uses_text: bool = False
+    head: str = "mlp"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 class PPOActor(nn.Module):
     """The deterministic (mean) action of the normalized ``state``, clipped to ``[-1, 1]``."""
+
+    name: ClassVar[str] = "ppo"
 
     def __init__(
         self, config: PPOActorConfig, hidden: tuple[int, ...], activation: str, clip: float
@@ -91,12 +100,13 @@ class PPOActor(nn.Module):
 
     @torch.no_grad()
     def act(self, obs: dict[str, Any], generator=None, steps=None) -> torch.Tensor:
-        """``obs["state"]`` ``(B, D)`` or a window ``(B, To, D)`` (its last frame) ⇒ the
-        action chunk ``(B, 1, A)``."""
-        state = obs["state"]
+        """``obs["state"]`` (or ``obs["observation.state"]``, as the batched runner names it)
+        ``(B, D)`` or a window ``(B, To, D)`` (its last frame) ⇒ the action chunk ``(B, 1, A)``."""
+        state = torch.as_tensor(obs["state"] if "state" in obs else obs[STATE])
         if state.dim() == 3:
             state = state[:, -1]
-        return self.actor(self.norm(state.float())).clamp(-1.0, 1.0)[:, None]
+        state = state.to(self.norm.mean.device, torch.float32)
+        return self.actor(self.norm(state)).clamp(-1.0, 1.0)[:, None]
 
     def reset(self) -> None:
         """Stateless."""

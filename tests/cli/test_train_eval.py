@@ -90,6 +90,8 @@ def test_eval_writes_report_plots_and_video(trained, tmp_path, capsys):
         (["eval", "checkpoint=/nonexistent/ckpt"], "/nonexistent/ckpt"),
         (["eval", "checkpoint=x", "tasks=[arm_push]", "task.episode_length=0"], "episode_length"),
         (["eval", "checkpoint=x", "denoise_steps=0"], "denoise_steps must be >= 1"),
+        (["eval", "checkpoint=x", "sweep=friction"], "sweep must be one of ['randomization']"),
+        (["eval", "checkpoint=x", "sweep=randomization", "tasks=[arm_push,arm_reach]"], "one task"),
         (["train", "bc", "task=arm_reach", "dataset=x"], "no demonstrations in the dataset"),
         (["train", "bc", "dataset=x", "algo.betas=[0.9]"], "algo.betas"),
     ],
@@ -102,6 +104,63 @@ def test_bad_arguments_give_one_line_errors(args, message, capsys, dataset, trai
     err = capsys.readouterr().err.strip()
     assert message in err
     assert len(err.splitlines()) == 1, err
+
+
+PPO_TINY = [
+    "task=humanoid_balance",
+    "num_envs=8",
+    "algo.steps_per_env=8",
+    "algo.env_steps=64",
+    "algo.actor_hidden=[16]",
+    "algo.critic_hidden=[16]",
+    "eval_every=64",
+    "eval_episodes=2",
+    "eval_envs=2",
+    "task.episode_length=20",
+    "device=cpu",
+]
+
+
+def test_eval_runs_a_ppo_checkpoint_plain_and_under_a_randomization_sweep(tmp_path, capsys):
+    run = tmp_path / "ppo"
+    assert main(["train", "ppo", *PPO_TINY, f"out={run}"]) == 0
+    last = run / "checkpoints" / "last"
+    policy = load(last)
+    assert (policy.name, policy.config.head, policy.config.task) == (
+        "ppo",
+        "mlp",
+        "humanoid_balance",
+    )
+    short = ["episodes=2", "num_envs=2", "video_episodes=0", "task.episode_length=20"]
+    capsys.readouterr()
+
+    assert main(["eval", f"checkpoint={last}", "sweep=randomization", *short]) == 0
+    report = json.loads((run / "eval" / "report.json").read_text())
+    assert (report["policy"], report["head"]) == ("ppo", "mlp")
+    assert report["sweep"]["task"] == "humanoid_balance"
+    assert report["sweep"]["terms"]["friction"] == [0.3, 1.25]
+    settings = report["tasks"]
+    assert list(settings) == ["nominal", *report["sweep"]["terms"], "all"]
+    assert len(settings) == 13  # 6 randomization + 5 perturbation terms of humanoid_balance
+    for entry in settings.values():
+        assert entry["summary"]["episodes"] == 2 and max(entry["lengths"]) <= 20
+        assert 0 < entry["summary"]["mean_survival_time"] <= 20 * 0.02 + 1e-6
+    # the same seed for every setting: pushes (first at 5 s) never come in a 0.4 s episode, so
+    # that setting replays the nominal episodes exactly
+    assert settings["push_velocity"]["returns"] == settings["nominal"]["returns"]
+    assert settings["mass"]["returns"] != settings["nominal"]["returns"]
+    out = capsys.readouterr().out
+    assert "humanoid_balance under sweep=randomization" in out and "survival" in out
+
+    # the plain path, from the .old copy a crash between a checkpoint's renames leaves behind
+    best = run / "checkpoints" / "best"
+    best.rename(best.with_name("best.old"))
+    assert main(["eval", f"checkpoint={best}", *short, f"out={tmp_path / 'plain'}"]) == 0
+    report = json.loads((tmp_path / "plain" / "report.json").read_text())
+    assert report["checkpoint"].endswith("best.old") and list(report["tasks"]) == [
+        "humanoid_balance"
+    ]
+    assert report["tasks"]["humanoid_balance"]["summary"]["episodes"] == 2
 
 
 @pytest.mark.slow

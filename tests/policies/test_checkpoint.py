@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +13,7 @@ import torch
 import robot_rl.policies as P
 from robot_rl.core.errors import ConfigError
 from robot_rl.policies import CheckpointError, DiffusionPolicy, FlowPolicy
+from robot_rl.policies.ppo_actor import PPOActor, load_ppo_actor
 
 from .conftest import random_batch, stats_for, tiny_config
 
@@ -157,3 +160,21 @@ def test_bad_config_values_in_checkpoint_are_reported_with_the_file(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="did you mean 'diffusion'"):
         P.load(tmp_path)
+
+
+def test_a_ppo_checkpoint_loads_as_its_actor(tmp_path):
+    asset = Path(__file__).parents[1] / "assets/policies/humanoid_balance_ppo_small"
+    policy = P.load(asset, expect={"policy_type": "ppo", "task": "humanoid_balance"})
+    assert isinstance(policy, PPOActor) and (policy.name, policy.config.head) == ("ppo", "mlp")
+    state = torch.randn(3, policy.config.state_dim, generator=torch.Generator().manual_seed(0))
+    # the batched runner's key and the node's give the same (B, 1, A) chunk as the direct loader
+    chunk = policy.act({"observation.state": state[:, None]})
+    assert chunk.shape == (3, 1, 12)
+    torch.testing.assert_close(chunk, load_ppo_actor(asset).act({"state": state}), rtol=0, atol=0)
+    with pytest.raises(CheckpointError, match=r"state_dim=45 \(expected 40\)"):
+        P.load(asset, expect={"state_dim": 40})
+    broken = shutil.copytree(asset, tmp_path / "broken")
+    (broken / "ppo.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="unreadable") as info:
+        P.load(broken)
+    assert len(str(info.value).splitlines()) == 1

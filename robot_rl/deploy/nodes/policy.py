@@ -33,7 +33,6 @@ from robot_rl.deploy.qos import COMMAND, STATE
 from robot_rl.msgs import Float64MultiArray, String
 from robot_rl.policies import load
 from robot_rl.policies.observations import ObservationHistory
-from robot_rl.policies.ppo_actor import is_ppo_checkpoint, load_ppo_actor
 
 STATE_KEY = "observation.state"
 
@@ -81,8 +80,7 @@ class PolicyNode(NodeLogic):
         if policy is None:
             if not p["checkpoint"]:
                 raise ConfigError("policy_node needs the parameter checkpoint:=DIR")
-            ppo = is_ppo_checkpoint(p["checkpoint"])
-            policy = load_ppo_actor(p["checkpoint"]) if ppo else load(p["checkpoint"])
+            policy = load(p["checkpoint"])  # a BC policy or a PPO checkpoint's actor
         if p["threads"] > 0:
             torch.set_num_threads(p["threads"])
         self.policy = policy
