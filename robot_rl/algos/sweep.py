@@ -17,9 +17,10 @@ from robot_rl.envs.config import TaskConfig
 BLOCKS = ("randomization", "perturbation")
 """Task config blocks whose fields are randomization terms."""
 
-SCHEDULES = frozenset({"push_interval_s"})
-"""Fields that only say when another term acts (the time between pushes, which matter only with
-``push_velocity`` > 0): kept as configured in every setting, never a setting of their own."""
+SCHEDULE = "schedule"
+"""Dataclass field metadata key of a block field that only says when another term acts (the
+humanoid's time between pushes, which matters only with pushes): such a field is kept as
+configured in every setting, never a setting of its own."""
 
 
 def randomization_terms(task: TaskConfig) -> dict[str, tuple[str, str]]:
@@ -71,7 +72,11 @@ def _blocks(task: TaskConfig) -> dict[str, Any]:
 
 def _neutral(values: Any) -> Any:
     """The block's defaults, its schedule fields as configured."""
-    kept = {k: getattr(values, k) for k in SCHEDULES if hasattr(values, k)}
+    kept = {
+        f.name: getattr(values, f.name)
+        for f in dataclasses.fields(values)
+        if f.metadata.get(SCHEDULE)
+    }
     return dataclasses.replace(type(values)(), **kept)
 
 

@@ -22,7 +22,10 @@ class HumanoidPerturbation:
     default_pose_offset: float = 0.0
     """± rad uniform offset of each joint's zero, per env: the PD target is
     ``default + offset + action_scale·a`` while observations use the nominal default."""
-    push_interval_s: tuple[float, float] = (5.0, 5.0)
+    push_interval_s: tuple[float, float] = field(
+        default=(5.0, 5.0),
+        metadata={"schedule": True},  # robot-rl eval sweep=: not a term
+    )
     """Seconds between pushes within an episode, drawn uniformly per push from [low, high] (the
     first push one draw after the reset); [5, 5]: at 5, 10 and 15 s of a 20 s episode."""
     push_velocity: float = 0.0
