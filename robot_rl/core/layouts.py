@@ -16,6 +16,11 @@ ARM_STATE_NAMES = (
 )
 
 
+HUMANOID_OBS_SCALES = {"ang_vel": 0.25, "joint_vel": 0.05, "command": (2.0, 2.0, 0.25)}
+"""Scales of the humanoid tasks' ``state`` groups (legged_gym's): the gyro, the joint velocities
+and the command (vx, vy, yaw rate). The envs and the deployed observation both use these."""
+
+
 def humanoid_state_names(joints: list[str]) -> list[str]:
     """Names of the humanoid tasks' 45 ``state`` entries, for leg joints ``joints``."""
     return (

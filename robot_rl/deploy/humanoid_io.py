@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.core.errors import ConfigError
-from robot_rl.core.layouts import humanoid_state_names
+from robot_rl.core.layouts import HUMANOID_OBS_SCALES, humanoid_state_names
 from robot_rl.core.profile import RobotProfile
 from robot_rl.deploy import adapters
 from robot_rl.deploy.node import Out, Port
@@ -34,9 +34,9 @@ from robot_rl.deploy.qos import COMMAND, SENSOR, STATE
 from robot_rl.msgs import LowCmd_, LowState_, MotorCmd_, Twist, low_cmd_crc
 from robot_rl.msgs.unitree_hg import NUM_MOTORS, quat_rpy
 
-ANG_VEL_SCALE, JOINT_VEL_SCALE = 0.25, 0.05
-COMMAND_SCALE = np.array([2.0, 2.0, 0.25])
-"""The humanoid tasks' observation scales (``OBS_SCALES`` of the env)."""
+ANG_VEL_SCALE = HUMANOID_OBS_SCALES["ang_vel"]
+JOINT_VEL_SCALE = HUMANOID_OBS_SCALES["joint_vel"]
+COMMAND_SCALE = np.array(HUMANOID_OBS_SCALES["command"])
 
 
 def topics(profile: RobotProfile) -> dict[str, str]:

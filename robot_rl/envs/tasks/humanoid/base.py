@@ -22,6 +22,7 @@ import mujoco
 import torch
 
 from robot_rl.core import ConfigError, asset_path, load_profile
+from robot_rl.core.layouts import HUMANOID_OBS_SCALES as OBS_SCALES
 from robot_rl.core.layouts import humanoid_state_names
 from robot_rl.envs.backends import BACKENDS
 from robot_rl.envs.task_env import TaskEnv
@@ -30,7 +31,6 @@ from robot_rl.envs.tasks.humanoid.randomization import HumanoidRandomizer
 from robot_rl.envs.vec_env import Obs, TensorSpec
 
 NUM_JOINTS = 12
-OBS_SCALES = {"ang_vel": 0.25, "joint_vel": 0.05, "command": (2.0, 2.0, 0.25)}
 CONTACT_FORCE = 1.0
 """Newtons of touch-sensor force that count as contact."""
 PRIVILEGED_NAMES = (
