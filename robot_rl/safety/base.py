@@ -136,6 +136,9 @@ class Filter:
     """Base for filters without memory: ``commit`` and ``reset`` do nothing."""
 
     name = "filter"
+    damps = False
+    """True: this filter failing closed means the robot must go to damping (the mode machine's
+    latched fault), not just hold, e.g. a fallen humanoid its position loops must not push up."""
 
     def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
         raise NotImplementedError

@@ -22,6 +22,7 @@ class FallDetector(Filter):
     Missing or non-finite attitude fails closed."""
 
     name = "fall_detector"
+    damps = True
 
     def __init__(self, fallback: Fallback, max_roll: float, max_pitch: float, dim: int) -> None:
         self.fallback, self.dim = fallback, dim

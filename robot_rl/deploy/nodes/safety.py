@@ -52,10 +52,6 @@ from robot_rl.safety import SafetyConfig, SafetyState, build_chain
 from robot_rl.safety.chain import build_fallback
 from robot_rl.safety.modes import DAMPED, Mode, ModeMachine
 
-DAMPING_COMPONENTS = ("fall_detector",)
-"""Components whose failing closed means damping, not a hold: a fallen robot must not be driven
-back up by its position loops."""
-
 
 class SafetyNode(NodeLogic):
     """Parameters: ``profile``, ``safety`` (a ``configs/safety`` name or path),
@@ -109,6 +105,8 @@ class SafetyNode(NodeLogic):
             raise ConfigError(f"safety config {p['safety']!r} has no watchdog in its chain")
         self.cfg = cfg
         self.chain = build_chain(self.profile, cfg)
+        self.damping = [f for f in self.chain.filters if getattr(f, "damps", False)]
+        """Filters whose failing closed means damping, not a hold (``Filter.damps``)."""
         space = self.chain.space
         self.period = space.dt
         self.timeout = cfg.watchdog_timeout_s
@@ -214,9 +212,8 @@ class SafetyNode(NodeLogic):
             self.status = ("reset refused: release /estop first", DiagnosticStatus.ERROR)
             return [("diagnostics", self._diagnostics())]
         if self.modes.reset():
-            for f in self.chain.filters:  # the operator has picked the robot up
-                if f.name in DAMPING_COMPONENTS:
-                    f.reset()
+            for f in self.damping:  # the operator has picked the robot up
+                f.reset()
             self.modes.start()
             self.auto_engage = False  # after a fault the operator engages by hand
             return self._mode_out()
@@ -351,7 +348,8 @@ class SafetyNode(NodeLogic):
     def _note(self, reports, now: float) -> None:
         """Keep the status, the hold start and per-cause counts from the chain's reports."""
         failed = [r for r in reports if bool(r.fail_closed.any())]
-        damp = [r for r in failed if r.component in DAMPING_COMPONENTS]
+        damping = {f.name for f in self.damping}
+        damp = [r for r in failed if r.component in damping]
         self.damp_reason = "; ".join(f"{r.component}: {r.reason}" for r in damp)
         changed = [r for r in reports if bool(r.intervened.any())]
         for r in changed:
