@@ -51,6 +51,9 @@ class SafetyConfig:
     # rad/s² (m/s² at the tool) a joint / the tool is assumed to brake with: limits are pulled in
     # by the stopping distance at the measured speed; 0 turns this off
     braking_deceleration: float = 0.0
+    # rad of command the joint-limit band is pulled in per rad a joint reads beyond it (a joint
+    # bent past its command by contact is pushed back harder the further it is bent); 0: off
+    deflection_gain: float = 0.0
     watchdog_timeout_s: float = 0.2
     workspace_margin_m: float = 0.01
     cbf: dict[str, Any] = field(default_factory=dict)  # gamma, halfspaces, spheres
@@ -74,6 +77,9 @@ class SafetyConfig:
         for key in ("observation_stale_s", "watchdog_timeout_s"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"safety.{key} must be > 0, got {getattr(self, key)}")
+        for key in ("braking_deceleration", "deflection_gain"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"safety.{key} must be >= 0, got {getattr(self, key)}")
 
     @staticmethod
     def load(source: str | Path | dict[str, Any]) -> SafetyConfig:
@@ -191,7 +197,7 @@ def _limits(profile, cfg, space, fallback):
     braking = None
     if cfg.braking_deceleration > 0:
         braking = np.full(space.lower.shape, cfg.braking_deceleration)
-    return JointLimits(fallback, lower, upper, 0.0, braking)
+    return JointLimits(fallback, lower, upper, 0.0, braking, cfg.deflection_gain)
 
 
 @COMPONENTS.register("rate_limiter")

@@ -115,10 +115,17 @@ class JointLimits(Filter):
     so a joint commanded right up to its stop at speed runs past it. Never past the middle of
     the range, so the band is never empty.
 
+    With ``deflection_gain`` a joint that *reads* beyond the band (an outside force, e.g. the
+    hand pressed on a table, bends it past its command) pulls that side of the band in by the
+    gain times the excess, so its servo pushes back harder the further it is bent: a command
+    clamp alone leaves the servo's restoring effort at its gain times the margin.
+
     For an effort interface pass the effort limits as ``lower = -effort``, ``upper = effort``.
     """
 
     name = "joint_limits"
+    # a joint resting on its stop reads within ~1e-12 of it, either side: not bent
+    ON_THE_BAND = 1e-6
 
     def __init__(
         self,
@@ -127,24 +134,37 @@ class JointLimits(Filter):
         upper: np.ndarray,
         margin: float | np.ndarray = 0.0,
         braking: np.ndarray | None = None,
+        deflection_gain: float = 0.0,
     ) -> None:
         lower, upper = np.asarray(lower, float) + margin, np.asarray(upper, float) - margin
         if (lower > upper).any():
             raise ValueError(f"joint limit margin {margin} leaves an empty range")
+        if not deflection_gain >= 0:
+            raise ValueError(f"deflection_gain must be >= 0, got {deflection_gain}")
         self.fallback, self.lower, self.upper = fallback, lower, upper
         self.braking = None if braking is None else np.asarray(braking, float)
+        self.deflection_gain = float(deflection_gain)
         self.middle = (lower + upper) / 2
 
     def bounds(self, state: SafetyState) -> tuple[np.ndarray, np.ndarray]:
         """The position band ``(J,)`` or ``(N, J)`` commands are clamped into."""
-        if self.braking is None or state.dq is None:
-            return self.lower, self.upper
-        dq = np.where(np.isfinite(state.dq), state.dq, 0.0)
-        with np.errstate(over="ignore"):  # an absurd speed: an infinite stopping distance
-            stop = dq * dq / (2 * self.braking)
-        upper = np.maximum(self.upper - np.where(dq > 0, stop, 0.0), self.middle)
-        lower = np.minimum(self.lower + np.where(dq < 0, stop, 0.0), self.middle)
-        return lower, upper
+        lower, upper = self.lower, self.upper
+        if self.braking is not None and state.dq is not None:
+            dq = np.where(np.isfinite(state.dq), state.dq, 0.0)
+            with np.errstate(over="ignore"):  # an absurd speed: an infinite stopping distance
+                stop = dq * dq / (2 * self.braking)
+            upper = upper - np.where(dq > 0, stop, 0.0)
+            lower = lower + np.where(dq < 0, stop, 0.0)
+        if self.deflection_gain > 0 and np.shape(state.q)[-1:] == self.lower.shape:
+            q = np.where(np.isfinite(state.q), state.q, self.middle)  # NaN: the guard's job
+            with np.errstate(over="ignore", invalid="ignore"):
+                over = np.maximum(q - self.upper - self.ON_THE_BAND, 0.0)
+                under = np.maximum(self.lower - q - self.ON_THE_BAND, 0.0)
+                upper = upper - self.deflection_gain * over
+                lower = lower + self.deflection_gain * under
+        if upper is self.upper and lower is self.lower:
+            return lower, upper
+        return np.minimum(lower, self.middle), np.maximum(upper, self.middle)
 
     def filter(self, state: SafetyState, action: np.ndarray) -> tuple[np.ndarray, Report]:
         a = as_actions(action, state.n, len(self.lower), self.name)

@@ -74,6 +74,7 @@ def test_intervention_statistics_per_component():
         ({"chain": ["joint_limits", "wormhole"]}, "unknown components ['wormhole']"),
         ({"chian": []}, "unknown keys ['chian']"),
         ({"watchdog_timeout_s": 0}, "watchdog_timeout_s must be > 0"),
+        ({"deflection_gain": -1.0}, "deflection_gain must be >= 0"),
         ({"safe_action": "pray", "chain": []}, "safe action must be one of"),
     ],
 )

@@ -9,6 +9,7 @@ replaced by the identity (``test_identity_swap.py`` checks that automatically).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -84,6 +85,41 @@ def test_joint_limits_pass_safe_and_idempotent(under_test, action, q):
     once, _ = f.filter(state_at(q), wild)
     twice, _ = f.filter(state_at(q), once)
     np.testing.assert_array_equal(once, twice)
+
+
+@SETTINGS
+@given(action=anything(), q=anything(), gain=st.floats(0.5, 5.0))
+def test_joint_limits_push_a_bent_joint_back(under_test, action, q, gain):
+    """A joint read beyond the band (bent by contact) gets a command at least ``gain`` times its
+    excess inside the band (never past the middle), so its servo pushes back."""
+    f = under_test(JointLimits(HOLD, SPACE.lower, SPACE.upper, MARGIN, deflection_gain=gain))
+    out, _ = f.filter(state_at(q), action)
+    lo, hi = SPACE.lower + MARGIN, SPACE.upper - MARGIN
+    middle = (lo + hi) / 2
+    with np.errstate(invalid="ignore", over="ignore"):
+        q_ok = np.where(np.isfinite(q), q, middle)
+        eps = JointLimits.ON_THE_BAND
+        top = np.maximum(hi - gain * np.maximum(q_ok - hi - eps, 0), middle)
+        bottom = np.minimum(lo + gain * np.maximum(lo - q_ok - eps, 0), middle)
+    assert np.isfinite(out).all()
+    assert (out <= top + 1e-9).all() and (out >= bottom - 1e-9).all()
+
+
+def test_joint_limits_deflection_numbers():
+    """Hand-computed: a joint 0.03 rad past the band's top with gain 2 may be commanded at most
+    0.06 rad inside it; one inside the band is not affected."""
+    f = JointLimits(HOLD, SPACE.lower, SPACE.upper, MARGIN, deflection_gain=2.0)
+    hi = SPACE.upper - MARGIN
+    q = SPACE.default.copy()
+    q[4] = hi[4] + 0.03
+    out, report = f.filter(state_at(q[None]), hi[None])
+    assert out[0, 4] == pytest.approx(hi[4] - 0.06, abs=1e-5)
+    np.testing.assert_array_equal(np.delete(out[0], 4), np.delete(hi, 4))
+    assert report.any
+    q[4] = hi[4] + 1e-12  # resting on the band's edge (a finger on its stop): no change
+    out, report = f.filter(state_at(q[None]), hi[None])
+    np.testing.assert_array_equal(out[0], hi)
+    assert not report.any
 
 
 # --- rate limiter --------------------------------------------------------------------------
