@@ -117,8 +117,8 @@ class JointLimits(Filter):
 
     With ``deflection_gain`` a joint that *reads* beyond the band (an outside force, e.g. the
     hand pressed on a table, bends it past its command) pulls that side of the band in by the
-    gain times the excess, so its servo pushes back harder the further it is bent: a command
-    clamp alone leaves the servo's restoring effort at its gain times the margin.
+    gain times the excess, so its servo pushes back harder the further it is bent: with the
+    command clamped at the band, the servo pushes back with only its gain times the bend.
 
     For an effort interface pass the effort limits as ``lower = -effort``, ``upper = effort``.
     """

@@ -107,7 +107,7 @@ def test_joint_limits_push_a_bent_joint_back(under_test, action, q, gain):
 
 def test_joint_limits_deflection_numbers():
     """Hand-computed: a joint 0.03 rad past the band's top with gain 2 may be commanded at most
-    0.06 rad inside it; one inside the band is not affected."""
+    0.06 rad inside it; the joints inside the band keep their commands at its edge."""
     f = JointLimits(HOLD, SPACE.lower, SPACE.upper, MARGIN, deflection_gain=2.0)
     hi = SPACE.upper - MARGIN
     q = SPACE.default.copy()
