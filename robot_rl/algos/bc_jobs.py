@@ -7,6 +7,7 @@ The CLI only composes Hydra configs into these dataclasses and calls :func:`run_
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,7 @@ def evaluate_in_tasks(
     label: str = "eval",
     action_steps: int | None = None,
     denoise_steps: int | None = None,
+    noise_scale: float = 1.0,
     safety: dict[str, Any] | str | None = None,
     wrap=None,
 ) -> dict[str, EvalResult]:
@@ -111,6 +113,7 @@ def evaluate_in_tasks(
                     video_episodes=video_episodes if filmed is None or name in filmed else 0,
                     action_steps=action_steps,
                     denoise_steps=denoise_steps,
+                    noise_scale=noise_scale,
                     progress=lambda k, job=job: bar.update(job, completed=k),
                     wrap=wrap,
                 )
@@ -261,6 +264,7 @@ class EvalJob:
     video_episodes: int = 4
     action_steps: int | None = None  # override the policy's Ta
     denoise_steps: int | None = None  # override the sampler's steps
+    noise_scale: float = 1.0  # multiplies the sampling noise; 0: a deterministic flow policy
     # safety=<name>: configs/safety/<name>.yaml filters every command; the report gains the
     # interventions per filter and the hard-limit violations per 1000 steps
     safety: dict[str, Any] | None = None
@@ -281,6 +285,8 @@ class EvalJob:
             v = getattr(self, key)
             if v is not None and v < 1:
                 raise ConfigError(f"{key} must be >= 1 (or null for the policy's), got {v}")
+        if not (math.isfinite(self.noise_scale) and self.noise_scale >= 0):
+            raise ConfigError(f"noise_scale must be a finite number >= 0, got {self.noise_scale}")
 
 
 COMMON = {"mean_length", "mean_return"}
@@ -337,6 +343,7 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
         filmed=["all"] if job.sweep else None,  # one video is enough to look at
         action_steps=job.action_steps,
         denoise_steps=job.denoise_steps,
+        noise_scale=job.noise_scale,
         safety=job.safety,
         wrap=wrap,
     )
@@ -349,6 +356,7 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
         "seed": job.seed,
         "action_steps": job.action_steps or policy.config.action_steps,
         "denoise_steps": job.denoise_steps,
+        "noise_scale": job.noise_scale,
         "safety": job.safety,
         "sweep": sweep_meta,
     }

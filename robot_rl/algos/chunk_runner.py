@@ -9,6 +9,7 @@ convention the training windows use at an episode's start), while the others kee
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ class ChunkRunner:
             them (``config.state_names``).
         action_steps: ``Ta`` override (default: the policy's ``action_steps``).
         denoise_steps: sampler steps override (default: the policy's).
+        noise_scale: multiplies the sampling noise (``Policy.act``); 0: deterministic flow.
         generator: fixes the sampling noise.
 
     Call :meth:`reset` with the ids of envs that (auto-)reset, before the next step.
@@ -53,6 +55,7 @@ class ChunkRunner:
         state_names: Sequence[str] = (),
         action_steps: int | None = None,
         denoise_steps: int | None = None,
+        noise_scale: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> None:
         cfg = policy.config
@@ -78,7 +81,9 @@ class ChunkRunner:
                     f"the policy reads state entries {unknown[:4]} that the env does not have"
                 )
             self._state_index = torch.tensor([list(state_names).index(n) for n in cfg.state_names])
-        self.denoise_steps, self.generator = denoise_steps, generator
+        if not (math.isfinite(noise_scale) and noise_scale >= 0):
+            raise ConfigError(f"noise_scale must be a finite number >= 0, got {noise_scale}")
+        self.denoise_steps, self.noise_scale, self.generator = denoise_steps, noise_scale, generator
         self._tokens = (
             tokenize(list(instructions), cfg.text.vocab, cfg.text.max_len)
             if cfg.uses_text
@@ -102,6 +107,7 @@ class ChunkRunner:
         seed: int = 0,
         action_steps: int | None = None,
         denoise_steps: int | None = None,
+        noise_scale: float = 1.0,
     ) -> ChunkRunner:
         """A runner for every env of a task env: its instructions, cameras and state names,
         sampling noise seeded by ``seed``."""
@@ -113,6 +119,7 @@ class ChunkRunner:
             state_names=env.state_names,
             action_steps=action_steps,
             denoise_steps=denoise_steps,
+            noise_scale=noise_scale,
             generator=torch.Generator().manual_seed(seed),
         )
 
@@ -131,7 +138,12 @@ class ChunkRunner:
             batch = {k: v[ids] for k, v in self._window.items()}
             if self._tokens is not None:
                 batch["instruction"] = self._tokens[obs["instruction"].cpu()[ids]]
-            chunk = self.policy.act(batch, generator=self.generator, steps=self.denoise_steps)
+            chunk = self.policy.act(
+                batch,
+                generator=self.generator,
+                steps=self.denoise_steps,
+                noise_scale=self.noise_scale,
+            )
             self._queue[ids] = chunk.float().cpu()
             self._next[ids] = 0
             self.replans += 1

@@ -76,6 +76,7 @@ def evaluate_policy(
     video_size: tuple[int, int] = (240, 320),
     action_steps: int | None = None,
     denoise_steps: int | None = None,
+    noise_scale: float = 1.0,
     progress: Callable[[int], None] | None = None,
     wrap: Callable[[ChunkRunner], Callable[[Obs], torch.Tensor]] | None = None,
 ) -> EvalResult:
@@ -86,7 +87,12 @@ def evaluate_policy(
     ``video_camera``) during their first episode.
     """
     runner = ChunkRunner.for_env(
-        policy, env, seed=seed or 0, action_steps=action_steps, denoise_steps=denoise_steps
+        policy,
+        env,
+        seed=seed or 0,
+        action_steps=action_steps,
+        denoise_steps=denoise_steps,
+        noise_scale=noise_scale,
     )
     act = runner if wrap is None else wrap(runner)
     camera = video_camera or env.video_camera

@@ -188,6 +188,7 @@ class Policy(nn.Module):
         generator: torch.Generator | None = None,
         steps: int | None = None,
         use_ema: bool = True,
+        noise_scale: float = 1.0,
     ) -> torch.Tensor:
         """Action chunk ``(B, T, A)`` in the dataset's (unnormalized) units.
 
@@ -196,7 +197,9 @@ class Policy(nn.Module):
         under ``images[cam]``, ``observation.images.<cam>`` or ``image``; with language,
         ``instruction`` (token ids ``(B, L)`` or strings) or ``task_index (B,)``.
         ``noise`` (``(B, T, A)``) or ``generator`` fix the sample; ``steps`` overrides the
-        configured number of denoising / integration steps.
+        configured number of denoising / integration steps. ``noise_scale`` multiplies the drawn
+        initial noise (a sampling temperature): 0 makes a flow policy deterministic, its chunk
+        from the mean of the noise; a given ``noise`` is used as is.
         """
         cfg, where = self.config, "observation"
         net = self.eval_net if use_ema else self.net
@@ -226,6 +229,8 @@ class Policy(nn.Module):
             noise = torch.randn(
                 shape, generator=generator, device=generator.device if generator else device
             )
+            if noise_scale != 1.0:
+                noise = noise * noise_scale
         check_shape(noise, shape, "noise", "act")
         was_training = net.training
         if was_training:  # toggling walks every submodule: ~3 ms, so only when needed

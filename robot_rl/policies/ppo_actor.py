@@ -99,9 +99,11 @@ class PPOActor(nn.Module):
         self.actor = mlp(config.state_dim, hidden, config.action_dim, activation)
 
     @torch.no_grad()
-    def act(self, obs: dict[str, Any], generator=None, steps=None) -> torch.Tensor:
+    def act(self, obs: dict[str, Any], generator=None, steps=None, noise_scale=1.0) -> torch.Tensor:
         """``obs["state"]`` (or ``obs["observation.state"]``, as the batched runner names it)
-        ``(B, D)`` or a window ``(B, To, D)`` (its last frame) ⇒ the action chunk ``(B, 1, A)``."""
+        ``(B, D)`` or a window ``(B, To, D)`` (its last frame) ⇒ the action chunk ``(B, 1, A)``.
+        The mean action: ``generator``, ``steps`` and ``noise_scale`` (a sampler's) do not
+        apply."""
         state = torch.as_tensor(obs["state"] if "state" in obs else obs[STATE])
         if state.dim() == 3:
             state = state[:, -1]

@@ -20,7 +20,7 @@ class EchoPolicy:
         )
         self.calls: list[torch.Tensor] = []
 
-    def act(self, obs, *, generator=None, steps=None) -> torch.Tensor:
+    def act(self, obs, *, generator=None, steps=None, noise_scale=1.0) -> torch.Tensor:
         window = obs["observation.state"]  # (B, To, 1)
         self.calls.append(window.clone())
         k = torch.arange(self.config.horizon, dtype=torch.float32)

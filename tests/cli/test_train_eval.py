@@ -90,6 +90,7 @@ def test_eval_writes_report_plots_and_video(trained, tmp_path, capsys):
         (["eval", "checkpoint=/nonexistent/ckpt"], "/nonexistent/ckpt"),
         (["eval", "checkpoint=x", "tasks=[arm_push]", "task.episode_length=0"], "episode_length"),
         (["eval", "checkpoint=x", "denoise_steps=0"], "denoise_steps must be >= 1"),
+        (["eval", "checkpoint=x", "noise_scale=-1"], "noise_scale must be a finite number >= 0"),
         (["eval", "checkpoint=x", "sweep=friction"], "sweep must be one of ['randomization']"),
         (["eval", "checkpoint=x", "sweep=randomization", "tasks=[arm_push,arm_reach]"], "one task"),
         (["train", "bc", "task=arm_reach", "dataset=x"], "no demonstrations in the dataset"),

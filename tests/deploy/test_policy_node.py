@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from robot_rl.algos.chunk_runner import ChunkRunner
+from robot_rl.core.errors import ConfigError
 from robot_rl.deploy.node import ManualClock
 from robot_rl.deploy.nodes.policy import PolicyNode
 from robot_rl.deploy.nodes.sim_bridge import SimBridgeNode
@@ -28,10 +29,11 @@ def tiny_policy(seed: int = 0) -> FlowPolicy:
     return FlowPolicy(cfg).eval()
 
 
-def bridge_and_node(policy, budget=10.0, seed=0):
+def bridge_and_node(policy, budget=10.0, seed=0, noise_scale=1.0):
     env = make("arm_reach", 1, seed=seed)
     bridge = SimBridgeNode({"task": "arm_reach", "seed": seed}, ManualClock(), env=env)
-    node = PolicyNode({"inference_budget_s": budget, "seed": 5}, ManualClock(), policy=policy)
+    params = {"inference_budget_s": budget, "seed": 5, "noise_scale": noise_scale}
+    node = PolicyNode(params, ManualClock(), policy=policy)
     return env, bridge, node
 
 
@@ -42,11 +44,16 @@ def feed(node, msgs):
     return node.on_joints(d["joints"])
 
 
-def test_the_node_acts_as_the_batched_simulators_runner():
+@pytest.mark.parametrize("noise_scale", [1.0, 0.0])
+def test_the_node_acts_as_the_batched_simulators_runner(noise_scale):
     policy = tiny_policy()
-    env, bridge, node = bridge_and_node(policy)
+    env, bridge, node = bridge_and_node(policy, noise_scale=noise_scale)
     runner = ChunkRunner(
-        policy, 1, state_names=env.state_names, generator=torch.Generator().manual_seed(5)
+        policy,
+        1,
+        state_names=env.state_names,
+        noise_scale=noise_scale,
+        generator=torch.Generator().manual_seed(5),
     )
     obs = env._observe()
     for step in range(12):
@@ -129,3 +136,5 @@ def test_unknown_or_mistyped_parameters_are_refused():
         PolicyNode({"inference_budget_s": "soon"}, ManualClock(), policy=tiny_policy())
     with pytest.raises(Exception, match="checkpoint"):
         PolicyNode({}, ManualClock())
+    with pytest.raises(ConfigError, match="noise_scale must be a finite number >= 0"):
+        PolicyNode({"noise_scale": -0.5}, ManualClock(), policy=tiny_policy())

@@ -73,3 +73,21 @@ def test_policy_loss_uses_sampled_time(monkeypatch):
     policy.compute_loss(batch)
     assert torch.equal(seen["t"], torch.zeros(4))
     assert torch.allclose(seen["x"], batch["action"])  # identity normalizer: x_0 = a
+
+
+def test_noise_scale_scales_the_initial_noise_and_zero_is_deterministic():
+    """``noise_scale`` multiplies the drawn noise: 0 gives the chunk of zero noise whatever the
+    generator; 0.5 gives the chunk of half the same generator's draw."""
+    policy = FlowPolicy(tiny_config("flow"))
+    state = torch.randn(2, policy.config.obs_horizon, policy.config.state_dim)
+    shape = (2, policy.config.horizon, policy.config.action_dim)
+    zero = policy.act({"state": state}, noise=torch.zeros(shape))
+    for seed in (0, 1):
+        g = torch.Generator().manual_seed(seed)
+        assert torch.equal(policy.act({"state": state}, generator=g, noise_scale=0.0), zero)
+    drawn = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    half = policy.act({"state": state}, noise=0.5 * drawn)
+    g = torch.Generator().manual_seed(3)
+    assert torch.allclose(policy.act({"state": state}, generator=g, noise_scale=0.5), half)
+    sampled = policy.act({"state": state}, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(sampled, zero)  # the default still samples

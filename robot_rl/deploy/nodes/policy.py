@@ -17,6 +17,7 @@ the action that belongs to the current tick (the ones whose ticks passed are dro
 
 from __future__ import annotations
 
+import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as InferenceTimeout
@@ -42,7 +43,8 @@ class PolicyNode(NodeLogic):
     policy, or a ``robot-rl train ppo`` checkpoint, which acts once per observation),
     ``profile`` (robot profile),
     ``instruction`` (language-conditioned policies; default: the first trained one),
-    ``action_steps`` / ``denoise_steps`` (0: the checkpoint's), ``inference_budget_s``,
+    ``action_steps`` / ``denoise_steps`` (0: the checkpoint's), ``noise_scale`` (multiplies
+    the sampling noise; 0: a flow policy's deterministic chunk), ``inference_budget_s``,
     ``seed``, ``threads`` (torch intra-op threads, 0: leave), ``compile`` (torch.compile the
     per-step head), topic names, and ``reset_topic`` (a simulator's episode events;
     "" on hardware). The car also reads ``track`` (``sim/tracks`` name or a CSV path: the
@@ -57,6 +59,7 @@ class PolicyNode(NodeLogic):
         "instruction": "",
         "action_steps": 0,
         "denoise_steps": 0,
+        "noise_scale": 1.0,
         "inference_budget_s": 0.03,
         "seed": 0,
         "threads": 0,
@@ -107,6 +110,9 @@ class PolicyNode(NodeLogic):
                 f"action_steps must be in [1, {cfg.horizon}], got {self.action_steps}"
             )
         self.steps = p["denoise_steps"] or None
+        self.noise_scale = float(p["noise_scale"])
+        if not (math.isfinite(self.noise_scale) and self.noise_scale >= 0):
+            raise ConfigError(f"noise_scale must be a finite number >= 0, got {p['noise_scale']}")
         if p["compile"]:
             policy.compile_for_inference(batch_size=1)
         self.generator = torch.Generator().manual_seed(p["seed"])
@@ -188,7 +194,9 @@ class PolicyNode(NodeLogic):
         if self.policy.config.uses_text:
             obs["instruction"] = [self.instruction]
         with torch.inference_mode():
-            chunk = self.policy.act(obs, generator=self.generator, steps=self.steps)
+            chunk = self.policy.act(
+                obs, generator=self.generator, steps=self.steps, noise_scale=self.noise_scale
+            )
         return chunk[0].float().numpy().astype(np.float64)
 
     def _next_action(self, window: dict[str, torch.Tensor]) -> np.ndarray | None:
