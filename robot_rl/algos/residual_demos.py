@@ -26,6 +26,7 @@ def base_actions_on_episodes(
     tasks: list[int],
     instructions: list[str],
     state_names: list[str] | None = None,
+    noise_scale: float = 1.0,
 ) -> list[torch.Tensor]:
     """The base's action at every frame of every episode, as it would run them: episodes are
     columns of one batch, stepped in time together. Returns ``(T_e, A)`` per episode."""
@@ -36,6 +37,7 @@ def base_actions_on_episodes(
         n,
         instructions=instructions,
         state_names=state_names or (),
+        noise_scale=noise_scale,
         generator=torch.Generator().manual_seed(0),
     )
     task = torch.tensor(tasks, dtype=torch.long)
@@ -53,12 +55,14 @@ def demo_buffer(
     reward: str = "success",
     shaping: tuple[Potential, ResidualConfig] | None = None,
     device: str | torch.device = "cpu",
+    noise_scale: float = 1.0,
 ) -> ReplayBuffer:
     """Every frame of ``ds`` as one transition in a single-column buffer (episodes one after
     the other; their last frames are done, so n-step windows stop there).
 
     ``reward="success"`` rewards the frame whose ``next.success`` is set, else ``next.reward``;
-    ``shaping`` adds the potential-based term as online transitions get it.
+    ``shaping`` adds the potential-based term as online transitions get it; ``noise_scale``
+    scales the base's sampling noise for the relabeled base actions.
     The dataset keeps no observation after an episode's last frame: that frame bootstraps from
     itself (irrelevant when the episode terminated, which successful demonstrations do). An
     episode whose last frame is done without ``next.success`` ended on its time limit and is
@@ -80,6 +84,7 @@ def demo_buffer(
         [int(e["task_index"][0]) for e in episodes],
         ds.tasks,
         feats["observation.state"].names,
+        noise_scale,
     )
     cols = {k: [] for k in ("s", "a", "r", "term", "trunc", "ns", "base", "next_base")}
     for e, s, b in zip(episodes, states, base):

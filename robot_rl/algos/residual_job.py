@@ -39,9 +39,10 @@ from robot_rl.envs.vec_env import Obs
 from robot_rl.policies import Policy, load
 
 
-def base_runner(policy: Policy, env: TaskEnv) -> ChunkRunner:
-    """The frozen base policy run receding-horizon in ``env``."""
-    return ChunkRunner.for_env(policy, env)
+def base_runner(policy: Policy, env: TaskEnv, noise_scale: float = 1.0) -> ChunkRunner:
+    """The frozen base policy run receding-horizon in ``env``, its sampling noise scaled by
+    ``noise_scale`` (0: a deterministic flow base)."""
+    return ChunkRunner.for_env(policy, env, noise_scale=noise_scale)
 
 
 class ResidualController:
@@ -99,11 +100,18 @@ class TrainResidualJob:
     # the evaluation summary entry the best checkpoint maximizes ("-name" minimizes), e.g.
     # mean_laps_per_minute on rccar_race (laps completed per minute, 0 for a crash)
     select: str = "success_rate"
+    # multiplies the base's sampling noise in training, evaluation and the demonstrations'
+    # relabeling; 0: a deterministic flow base
+    base_noise_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for key in ("num_envs", "eval_every", "eval_episodes", "eval_envs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if not (math.isfinite(self.base_noise_scale) and self.base_noise_scale >= 0):
+            raise ConfigError(
+                f"base_noise_scale must be a finite number >= 0, got {self.base_noise_scale}"
+            )
 
 
 def save_residual(directory: Path, learner: ResidualLearner, meta: dict[str, Any]) -> None:
@@ -195,12 +203,19 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
         shaping = None
         if cfg.shaping:
             shaping = (Potential(cfg.shaping, ds.features["observation.state"].names), cfg)
-        demos = demo_buffer(ds, policy, reward=cfg.reward, shaping=shaping, device=device)
+        demos = demo_buffer(
+            ds,
+            policy,
+            reward=cfg.reward,
+            shaping=shaping,
+            device=device,
+            noise_scale=job.base_noise_scale,
+        )
         console.print(f"demonstrations: {len(demos)} transitions from {job.demos}, relabeled")
 
     def evaluate(with_residual: bool) -> RolloutStats:
         def build(e: TaskEnv):
-            runner = base_runner(policy, e)
+            runner = base_runner(policy, e, job.base_noise_scale)
             # the base alone: the env clips its actions to the action range
             return ResidualController(runner, learner) if with_residual else runner
 
@@ -263,7 +278,7 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
                     )
                 bar.update(bar_job, completed=steps)
 
-            base = base_runner(policy, env)
+            base = base_runner(policy, env, job.base_noise_scale)
             collect_and_learn(env, base, cfg, learner, seed=job.seed, demos=demos, on_step=on_step)
     finally:
         tb.close()

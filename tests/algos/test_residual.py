@@ -80,6 +80,15 @@ def test_demonstrations_become_transitions_relabeled_with_the_base(tmp_path):
     out = buf.gather(torch.tensor([3]), torch.tensor([0]), 3, 0.5)
     assert out["steps"].item() == 2 and out["reward"].item() == pytest.approx(0.5)
     assert out["discount"].item() == 0.0
+    # a deterministic base (noise_scale 0) relabels with its zero-noise chunks: other actions
+    # than the sampled ones, and the same whatever the generator
+    quiet = demo_buffer(LeRobotDataset(tmp_path / "d"), policy, noise_scale=0.0)
+    quiet_base = quiet.extras["base_action"][:, 0]
+    assert not torch.allclose(quiet_base, base)
+    s0 = torch.from_numpy(LeRobotDataset(tmp_path / "d").episode(0)["observation.state"][:1])
+    window = s0.expand(2, 3)[None]  # frame 0's history: the first frame, repeated
+    first = policy.act({"state": window}, noise=torch.zeros(1, cfg.horizon, 2))[0, 0]
+    assert torch.allclose(quiet_base[0], first.clamp(-1, 1), atol=1e-6)
 
 
 def test_potential_shaping_rewards_progress_and_names_bad_keys():
@@ -240,3 +249,11 @@ def test_frozen_dimensions_get_no_exploration_noise():
     action = learner.act(state, base, explore=0.3)
     torch.testing.assert_close(action[:, 1], base[:, 1])  # exactly the base action
     assert (action[:, 0] - base[:, 0]).abs().max() > 0.1  # the free ones do explore
+
+
+@pytest.mark.parametrize("scale", [-0.1, float("nan"), float("inf")])
+def test_base_noise_scale_is_validated(scale):
+    from robot_rl.algos.residual_job import TrainResidualJob
+
+    with pytest.raises(ConfigError, match="base_noise_scale must be a finite number >= 0"):
+        TrainResidualJob(base="x", base_noise_scale=scale)
