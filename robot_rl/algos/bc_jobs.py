@@ -7,7 +7,6 @@ The CLI only composes Hydra configs into these dataclasses and calls :func:`run_
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from robot_rl.core.progress import progress_bar
 from robot_rl.envs import load_task_config, make
 from robot_rl.envs.config import TaskConfig, build_config
 from robot_rl.policies import Policy, load
+from robot_rl.policies.policy import check_noise_scale
 
 
 def resolve_device(device: str) -> str:
@@ -285,8 +285,7 @@ class EvalJob:
             v = getattr(self, key)
             if v is not None and v < 1:
                 raise ConfigError(f"{key} must be >= 1 (or null for the policy's), got {v}")
-        if not (math.isfinite(self.noise_scale) and self.noise_scale >= 0):
-            raise ConfigError(f"noise_scale must be a finite number >= 0, got {self.noise_scale}")
+        check_noise_scale(self.noise_scale)
 
 
 COMMON = {"mean_length", "mean_return"}

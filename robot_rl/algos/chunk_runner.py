@@ -9,7 +9,6 @@ convention the training windows use at an episode's start), while the others kee
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from robot_rl.core.errors import ConfigError
 from robot_rl.envs.vec_env import Obs
 from robot_rl.policies import Policy
 from robot_rl.policies.observations import IMAGE_PREFIX, STATE
+from robot_rl.policies.policy import check_noise_scale
 from robot_rl.policies.tokenizer import tokenize
 
 if TYPE_CHECKING:
@@ -81,9 +81,8 @@ class ChunkRunner:
                     f"the policy reads state entries {unknown[:4]} that the env does not have"
                 )
             self._state_index = torch.tensor([list(state_names).index(n) for n in cfg.state_names])
-        if not (math.isfinite(noise_scale) and noise_scale >= 0):
-            raise ConfigError(f"noise_scale must be a finite number >= 0, got {noise_scale}")
-        self.denoise_steps, self.noise_scale, self.generator = denoise_steps, noise_scale, generator
+        self.noise_scale = check_noise_scale(noise_scale)
+        self.denoise_steps, self.generator = denoise_steps, generator
         self._tokens = (
             tokenize(list(instructions), cfg.text.vocab, cfg.text.max_len)
             if cfg.uses_text

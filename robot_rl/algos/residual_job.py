@@ -37,6 +37,7 @@ from robot_rl.envs.config import TaskConfig, build_config
 from robot_rl.envs.task_env import TaskEnv
 from robot_rl.envs.vec_env import Obs
 from robot_rl.policies import Policy, load
+from robot_rl.policies.policy import check_noise_scale
 
 
 def base_runner(policy: Policy, env: TaskEnv, noise_scale: float = 1.0) -> ChunkRunner:
@@ -108,10 +109,7 @@ class TrainResidualJob:
         for key in ("num_envs", "eval_every", "eval_episodes", "eval_envs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if not (math.isfinite(self.base_noise_scale) and self.base_noise_scale >= 0):
-            raise ConfigError(
-                f"base_noise_scale must be a finite number >= 0, got {self.base_noise_scale}"
-            )
+        check_noise_scale(self.base_noise_scale, "base_noise_scale")
 
 
 def save_residual(directory: Path, learner: ResidualLearner, meta: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ loss is formed from a clean action chunk and how a chunk is sampled from noise.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -38,6 +39,18 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 (``head.condition(cond)``), or an oracle in tests."""
 
 POLICIES: Registry[type[Policy]] = Registry("policy")
+
+
+def check_noise_scale(value: float, name: str = "noise_scale") -> float:
+    """A sampling-noise scale (:meth:`Policy.act`'s ``noise_scale``) as a float; a one-line
+    :class:`ConfigError` unless it is a finite number >= 0."""
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        scale = math.nan
+    if not (math.isfinite(scale) and scale >= 0):
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
+    return scale
 
 
 def ema_decay(step: int, power: float, max_decay: float) -> float:

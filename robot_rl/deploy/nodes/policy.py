@@ -17,7 +17,6 @@ the action that belongs to the current tick (the ones whose ticks passed are dro
 
 from __future__ import annotations
 
-import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as InferenceTimeout
@@ -34,6 +33,7 @@ from robot_rl.deploy.qos import COMMAND, STATE
 from robot_rl.msgs import Float64MultiArray, String
 from robot_rl.policies import load
 from robot_rl.policies.observations import ObservationHistory
+from robot_rl.policies.policy import check_noise_scale
 
 STATE_KEY = "observation.state"
 
@@ -110,9 +110,7 @@ class PolicyNode(NodeLogic):
                 f"action_steps must be in [1, {cfg.horizon}], got {self.action_steps}"
             )
         self.steps = p["denoise_steps"] or None
-        self.noise_scale = float(p["noise_scale"])
-        if not (math.isfinite(self.noise_scale) and self.noise_scale >= 0):
-            raise ConfigError(f"noise_scale must be a finite number >= 0, got {p['noise_scale']}")
+        self.noise_scale = check_noise_scale(p["noise_scale"])
         if p["compile"]:
             policy.compile_for_inference(batch_size=1)
         self.generator = torch.Generator().manual_seed(p["seed"])
