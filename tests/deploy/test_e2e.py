@@ -56,19 +56,23 @@ class Tap:
         return self.items
 
 
-def assert_holds(commands: Tap, episodes: Tap, since: float) -> None:
-    """Every command received after ``since`` is the same within each simulated episode. The
-    held arm's episode may end meanwhile (the simulator keeps stepping on held commands); the
-    node then holds where the reset put the arm, so each episode is checked on its own, leaving
-    out a control period of delivery slack after each episode event."""
+def assert_holds(commands: Tap, episodes: Tap, since: float, held=None) -> None:
+    """Every command received after ``since`` is the same within each simulated episode, and
+    until the next episode event equal to ``held`` when given. The held arm's episode may end
+    meanwhile (the simulator keeps stepping on held commands); the node then holds where the
+    reset put the arm, so each episode is checked on its own, leaving out a control period of
+    delivery slack after each episode event."""
     after = [(t, np.asarray(m.data)) for t, m in commands.items if t > since]
     assert after, f"no command after {since:.3f}"
     events = [since, *(t for t, _ in episodes.items if t > since), float("inf")]
     for start, end in zip(events[:-1], events[1:], strict=True):
         slack = PERIOD if start > since else 0.0
         segment = [c for t, c in after if start + slack < t < end]
+        if not segment:
+            continue
+        reference = held if start == since and held is not None else segment[0]
         for cmd in segment:
-            np.testing.assert_allclose(cmd, segment[0], atol=1e-9)
+            np.testing.assert_allclose(cmd, reference, atol=1e-9)
 
 
 def writer(dp, name: str, msg_type, qos):
@@ -211,7 +215,9 @@ def test_arm_sim_graph_end_to_end(graph):
     wait(lambda: False, 0.5, taps)
     assert mode.items[-1][1].data == "estop"
     assert "e-stop" in diagnostics.items[-1][1].status[0].message
-    assert_holds(commands, episodes, t_estop)  # still holding, not moving
+    # still holding what it held before the e-stop, not moving
+    held = [np.asarray(m.data) for t, m in commands.items if t <= t_estop][-1]
+    assert_holds(commands, episodes, t_estop, held)
 
     # 5. Ctrl-C stops every node cleanly
     proc.send_signal(signal.SIGINT)

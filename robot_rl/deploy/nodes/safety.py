@@ -107,6 +107,7 @@ class SafetyNode(NodeLogic):
         self.chain = build_chain(self.profile, cfg)
         self.damping = [f for f in self.chain.filters if getattr(f, "damps", False)]
         """Filters whose failing closed means damping, not a hold (``Filter.damps``)."""
+        self.damping_names = frozenset(f.name for f in self.damping)
         space = self.chain.space
         self.period = space.dt
         self.timeout = cfg.watchdog_timeout_s
@@ -348,8 +349,7 @@ class SafetyNode(NodeLogic):
     def _note(self, reports, now: float) -> None:
         """Keep the status, the hold start and per-cause counts from the chain's reports."""
         failed = [r for r in reports if bool(r.fail_closed.any())]
-        damping = {f.name for f in self.damping}
-        damp = [r for r in failed if r.component in damping]
+        damp = [r for r in failed if r.component in self.damping_names]
         self.damp_reason = "; ".join(f"{r.component}: {r.reason}" for r in damp)
         changed = [r for r in reports if bool(r.intervened.any())]
         for r in changed:
