@@ -27,8 +27,8 @@ def violations(with_chain: bool, steps: int = 150) -> tuple[dict, SimSafety | No
 def test_chain_removes_the_random_policys_violations():
     without, _ = violations(False)
     with_chain, sim = violations(True)
-    assert without["gripper"] > 50  # random commands slam the finger past its speed limit
-    assert sum(with_chain.values()) <= 1.0, with_chain
+    assert without["workspace"] > 5  # random commands carry the tool out of its box
+    assert sum(with_chain.values()) == 0.0, with_chain
     stats = sim.chain.stats.scalars()
     assert stats["safety/rate_limiter/rate"] > 0.5  # the rate limiter did the work
     assert (
