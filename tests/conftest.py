@@ -1,5 +1,7 @@
 """Suite-wide pytest options."""
 
+import robot_rl  # noqa: F401  (picks MuJoCo's GL platform before a test module imports mujoco)
+
 
 def pytest_addoption(parser):
     parser.addoption(

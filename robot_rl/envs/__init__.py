@@ -4,7 +4,6 @@
 >>> env = E.make("arm_push", 256, seed=0)
 """
 
-from robot_rl.envs import backends as _backends  # noqa: F401  (sets MUJOCO_GL before mujoco loads)
 from robot_rl.envs import tasks as _tasks  # noqa: F401  (registers the tasks)
 from robot_rl.envs.config import ImageConfig, RandomizationConfig, TaskConfig
 from robot_rl.envs.registry import TASKS, load_task_config, make, simulation_device, task_names
