@@ -7,7 +7,8 @@ of all N parallel envs. TD3-style by default: deterministic actor, fixed Gaussia
 target-policy smoothing, Polyak-averaged target networks, delayed actor updates. Options: a
 SAC-style stochastic residual with a tuned entropy temperature (``entropy``), a distributional
 HL-Gauss critic (``critic_bins``), a penalty on the correction (``residual_penalty``) and
-potential-based reward shaping (``shaping``).
+potential-based reward shaping (``shaping``), temporally correlated exploration
+(``explore_correlation``).
 
 Actions are handled in the env's normalized range [-1, 1] (the arm tasks' action space already
 is). The residual and critic see the raw state standardized with mean/std measured on the
@@ -75,6 +76,9 @@ class ResidualConfig:
     warmup_noise: float = 0.1  # exploration std during warm-up (normalized units)
     critic_warmup_updates: int = 1_000  # critic-only updates before the actor starts
     explore_std: float = 0.05  # Gaussian exploration (deterministic actor only)
+    # correlation of consecutive steps' exploration noise (AR(1), each step's std unchanged;
+    # ExplorationNoise); 0: white noise. Warm-up and the deterministic actor's exploration.
+    explore_correlation: float = 0.0
     # SAC-style: a stochastic residual (tanh Gaussian) explores by sampling, targets and the
     # actor loss carry -alpha · log pi, alpha tuned toward target_entropy (default: minus the
     # number of corrected action dimensions)
@@ -142,6 +146,15 @@ class ResidualConfig:
             v = getattr(self, key)
             if not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"algo.{key} must be a finite number > 0, got {v}")
+        if not 0.0 <= self.explore_correlation < 1.0:
+            raise ConfigError(
+                f"algo.explore_correlation must be in [0, 1), got {self.explore_correlation}"
+            )
+        if self.entropy and self.explore_correlation > 0:
+            raise ConfigError(
+                "algo.explore_correlation needs the deterministic actor: a stochastic "
+                "(entropy) residual explores by sampling its own noise"
+            )
         if not 0.0 <= self.demo_ratio < 1.0:
             raise ConfigError(f"algo.demo_ratio must be in [0, 1), got {self.demo_ratio}")
         if not (math.isfinite(self.shaping_scale) and self.shaping_scale >= 0):
@@ -175,6 +188,52 @@ class Potential:
         for idx, w in self.terms:
             out -= w * state[..., idx].norm(dim=-1)
         return out
+
+
+class ExplorationNoise:
+    """Unit-variance Gaussian exploration noise per env, white or temporally correlated.
+
+    ``noise_t = rho · noise_(t-1) + sqrt(1 - rho²) · eps_t``: every step's noise is still a
+    standard normal, but consecutive steps correlate by ``rho`` (over about ``1 / (1 - rho)``
+    steps), so a small correction is explored as a sustained offset (the aim of a push) instead
+    of per-step jitter that averages out over the motion. ``rho = 0`` draws exactly the white
+    noise ``torch.randn`` would. A finished episode's env starts afresh (:meth:`reset`).
+
+    Args:
+        shape: ``(N, A)``.
+        rho: correlation of consecutive steps, in [0, 1).
+        generator: the random stream (the learner's).
+        device: where the noise lives.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        rho: float,
+        generator: torch.Generator,
+        device: torch.device,
+    ) -> None:
+        self.shape, self.rho, self.gen, self.device = shape, rho, generator, device
+        self.state: torch.Tensor | None = None  # the last draw (rho > 0)
+
+    def _randn(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.randn(shape, generator=self.gen, device=self.device)
+
+    def __call__(self) -> torch.Tensor:
+        if self.rho == 0.0:
+            return self._randn(self.shape)
+        if self.state is None:  # the stationary distribution: a standard normal
+            self.state = self._randn(self.shape)
+        else:
+            self.state = self.rho * self.state + math.sqrt(1 - self.rho**2) * self._randn(
+                self.shape
+            )
+        return self.state
+
+    def reset(self, ids: torch.Tensor) -> None:
+        """Envs ``ids`` begin new episodes: their next noise is a fresh draw."""
+        if self.rho > 0.0 and self.state is not None and len(ids):
+            self.state[ids] = self._randn((len(ids), self.shape[1]))
 
 
 def shaped_reward(
@@ -249,15 +308,23 @@ class ResidualLearner:
         return (state.to(self.device) - self.obs_mean) / self.obs_std
 
     @torch.no_grad()
-    def act(self, state: torch.Tensor, base_action: torch.Tensor, explore: float) -> torch.Tensor:
-        """Base + residual (+ exploration noise of std ``explore``), clipped to [-1, 1]. A
-        stochastic (``entropy``) actor explores by sampling instead, whenever ``explore > 0``."""
+    def act(
+        self,
+        state: torch.Tensor,
+        base_action: torch.Tensor,
+        explore: float,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Base + residual (+ exploration noise of std ``explore``: ``explore · noise``, a fresh
+        standard normal draw when ``noise`` is None), clipped to [-1, 1]. A stochastic
+        (``entropy``) actor explores by sampling instead, whenever ``explore > 0``."""
         if self.cfg.entropy and explore > 0:
             return self.actor.sample(self.norm(state), base_action.to(self.device), self.gen)[2]
         action = self.actor(self.norm(state), base_action.to(self.device))
         if explore > 0:  # (frozen dimensions, bound 0, stay at the base action)
-            noise = torch.randn(action.shape, generator=self.gen, device=self.device) * explore
-            action = (action + noise * self.actor.active).clamp(-1.0, 1.0)
+            if noise is None:
+                noise = torch.randn(action.shape, generator=self.gen, device=self.device)
+            action = (action + explore * noise * self.actor.active).clamp(-1.0, 1.0)
         return action
 
     def update(self, batch: dict[str, torch.Tensor], train_actor: bool) -> dict[str, float]:
@@ -359,6 +426,9 @@ def collect_and_learn(
         env.action_dim,
         device=learner.device,
     )
+    noise = ExplorationNoise(
+        (n, env.action_dim), cfg.explore_correlation, learner.gen, learner.device
+    )
     obs = env.reset(seed=seed)
     base.reset(torch.arange(n, device=env.device))
     base_action = base(obs).to(learner.device).clamp(-1.0, 1.0)
@@ -367,18 +437,21 @@ def collect_and_learn(
         warm = steps < cfg.warmup_env_steps
         explore = cfg.warmup_noise if warm else cfg.explore_std
         if warm:  # the base with noise: the residual has not learned anything yet
-            noise = torch.randn(base_action.shape, generator=learner.gen, device=learner.device)
-            noise = noise * learner.actor.active  # frozen dimensions stay at the base action
-            action = (base_action + explore * noise).clamp(-1.0, 1.0)
-        else:
+            eps = noise() * learner.actor.active  # frozen dimensions stay at the base action
+            action = (base_action + explore * eps).clamp(-1.0, 1.0)
+        elif cfg.entropy:  # the stochastic residual samples its own exploration
             action = learner.act(obs["state"], base_action, explore)
+        else:
+            action = learner.act(obs["state"], base_action, explore, noise())
         next_obs, reward, terminated, truncated, info = env.step(action.to(env.device))
         if cfg.reward == "success":
             reward = info["success"].float()
         reward = shaped_reward(reward, obs["state"], info["final_obs"]["state"], potential, cfg)
         done = terminated | truncated
         if bool(done.any()):
-            base.reset(done.nonzero().flatten())
+            ids = done.nonzero().flatten()
+            base.reset(ids)
+            noise.reset(ids.to(learner.device))
         next_base = base(next_obs).to(learner.device).clamp(-1.0, 1.0)
         # The base action at a finished env's final observation is not computed (the base has
         # already moved on to the new episode); the one it was executing stands in for it. It

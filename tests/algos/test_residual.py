@@ -257,3 +257,41 @@ def test_base_noise_scale_is_validated(scale):
 
     with pytest.raises(ConfigError, match="base_noise_scale must be a finite number >= 0"):
         TrainResidualJob(base="x", base_noise_scale=scale)
+
+
+def test_white_exploration_noise_is_the_plain_gaussian_stream():
+    from robot_rl.algos.residual import ExplorationNoise
+
+    noise = ExplorationNoise((3, 2), 0.0, torch.Generator().manual_seed(5), torch.device("cpu"))
+    ref = torch.Generator().manual_seed(5)
+    for _ in range(3):  # rho = 0: the same draws as before the option existed
+        assert torch.equal(noise(), torch.randn((3, 2), generator=ref))
+    noise.reset(torch.tensor([1]))  # and a reset consumes nothing
+    assert torch.equal(noise(), torch.randn((3, 2), generator=ref))
+
+
+def test_correlated_exploration_noise_keeps_its_std_and_correlates_consecutive_steps():
+    from robot_rl.algos.residual import ExplorationNoise
+
+    rho = 0.9
+    noise = ExplorationNoise((4000, 2), rho, torch.Generator().manual_seed(0), torch.device("cpu"))
+    first = noise()
+    steps = [first] + [noise() for _ in range(20)]
+    for x in (steps[0], steps[10], steps[20]):  # stationary: a standard normal at every step
+        assert x.std().item() == pytest.approx(1.0, abs=0.04)
+    lag1 = (steps[11] * steps[10]).mean().item()  # E[x_t x_(t-1)] = rho
+    lag5 = (steps[15] * steps[10]).mean().item()  # = rho^5
+    assert lag1 == pytest.approx(rho, abs=0.04) and lag5 == pytest.approx(rho**5, abs=0.05)
+    # a finished episode starts afresh; the others keep their correlated state
+    last = steps[-1].clone()
+    noise.reset(torch.arange(2000))
+    fresh = noise()
+    assert (fresh[2000:] * last[2000:]).mean().item() == pytest.approx(rho, abs=0.06)
+    assert (fresh[:2000] * last[:2000]).mean().item() == pytest.approx(0.0, abs=0.06)
+
+
+def test_correlated_exploration_is_validated():
+    with pytest.raises(ConfigError, match="explore_correlation"):
+        ResidualConfig(explore_correlation=1.0)
+    with pytest.raises(ConfigError, match="deterministic actor"):
+        ResidualConfig(explore_correlation=0.5, entropy=True)
