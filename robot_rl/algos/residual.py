@@ -6,8 +6,8 @@ at every control step; a LayerNorm critic ensemble learns n-step TD targets from
 of all N parallel envs. TD3-style by default: deterministic actor, fixed Gaussian exploration,
 target-policy smoothing, Polyak-averaged target networks, delayed actor updates. Options: a
 SAC-style stochastic residual with a tuned entropy temperature (``entropy``), a distributional
-HL-Gauss critic (``critic_bins``), a penalty on the correction (``residual_penalty``) and
-potential-based reward shaping (``shaping``), temporally correlated exploration
+HL-Gauss critic (``critic_bins``), a penalty on the correction (``residual_penalty``),
+potential-based reward shaping (``shaping``) and temporally correlated exploration
 (``explore_correlation``).
 
 Actions are handled in the env's normalized range [-1, 1] (the arm tasks' action space already

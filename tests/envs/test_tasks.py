@@ -124,3 +124,28 @@ def test_out_of_range_actions_are_clamped():
     oa, *_ = a.step(torch.full((2, 7), 7.0))
     ob, *_ = b.step(torch.ones(2, 7))
     torch.testing.assert_close(oa["state"], ob["state"])
+
+
+def test_push_reports_how_close_the_cube_came_to_the_goal():
+    env = E.make("arm_push", 6, seed=2)
+    expert = make_expert("arm_push", env, noise=0.5, seed=2)  # some successes, some misses
+    obs = env.reset(seed=2)
+    expert.reset(torch.arange(6))
+    xy = [env.state_names.index(f"cube_to_goal.{a}") for a in "xy"]
+    closest = obs["state"][:, xy].norm(dim=-1)
+    seen = 0
+    for _ in range(3 * env.max_episode_steps):
+        obs, _, terminated, truncated, info = env.step(expert(obs))
+        reached = info["final_obs"]["state"][:, xy].norm(dim=-1)
+        closest = torch.minimum(closest, reached)
+        done = terminated | truncated
+        got = info["episode"]["metrics"]["closest_goal_distance"]
+        for i in done.nonzero().flatten().tolist():
+            assert got[i].item() == pytest.approx(closest[i].item(), abs=1e-5)
+            if info["episode"]["success"][i]:
+                assert got[i] < env.cfg.success_threshold
+            seen += 1
+        if done.any():
+            expert.reset(done.nonzero().flatten())
+            closest = torch.where(done, obs["state"][:, xy].norm(dim=-1), closest)
+    assert seen >= 6
