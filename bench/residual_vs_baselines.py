@@ -1,7 +1,7 @@
 """Residual RL on a frozen BC policy against from-scratch baselines, at one env-step budget.
 
     python bench/residual_vs_baselines.py --base runs/arm_push_flow/bc/checkpoints/best \
-        --demos runs/arm_push_flow/data --budget 150000 --eval-every 15000
+        --demos runs/arm_push_flow/data --budget 150000 --eval-every 15000 --jobs 2
 
 Three methods, each evaluated every ``--eval-every`` env steps on the same ``--eval-episodes``
 episodes (fixed seed), deterministic actions:
@@ -14,6 +14,10 @@ episodes (fixed seed), deterministic actions:
 - ``sb3_sac``: Stable-Baselines3 SAC from scratch on the task's gymnasium adapter with the task's
   shaped reward (``pip install -e ".[bench]"``; skipped with a note when missing).
 
+``--jobs N`` runs the methods in N processes at once (one torch thread each); ``--algo`` (JSON)
+overrides the learners' config, e.g. the shaping both learners then also apply to the
+demonstrations; ``--base-noise-scale 0`` runs a flow base deterministically.
+
 Prints env steps to reach ``--threshold`` success for each and the ratio best-baseline / residual
 (a lower bound when a baseline never reaches it within the budget), writes ``curves.json`` and
 ``curves.png`` to ``--out``.
@@ -22,13 +26,13 @@ Prints env steps to reach ``--threshold`` success for each and the ratio best-ba
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
 import json
+import multiprocessing
 import os
 import platform
 import time
-from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +67,18 @@ class ZeroBase:
 def run_learner(
     args: argparse.Namespace, task: Any, cfg: ResidualConfig, with_base: bool, demos: Any
 ) -> Curve:
+    name = "residual" if with_base else "no_base"
     policy = load(args.base)
     env = make(task, args.num_envs, seed=args.seed)
     learner = ResidualLearner(
         env.observation_spec["state"].shape[0], env.action_dim, cfg, seed=args.seed
     )
 
+    def make_base(e: TaskEnv) -> Any:
+        return base_runner(policy, e, args.base_noise_scale) if with_base else ZeroBase(e)
+
     def build(e: TaskEnv) -> ResidualController:
-        return ResidualController(base_runner(policy, e) if with_base else ZeroBase(e), learner)
+        return ResidualController(make_base(e), learner)
 
     def evaluate() -> float:
         stats = evaluate_controller(
@@ -86,9 +94,9 @@ def run_learner(
         if steps >= next_eval:
             next_eval += args.eval_every
             curve.append((steps, evaluate()))
-            print(f"  {steps:>8d} env steps: success {curve[-1][1]:.1%}", flush=True)
+            print(f"  {name} {steps:>8d} env steps: success {curve[-1][1]:.1%}", flush=True)
 
-    base = base_runner(policy, env) if with_base else ZeroBase(env)
+    base = make_base(env)
     try:
         collect_and_learn(env, base, cfg, learner, seed=args.seed, demos=demos, on_step=on_step)
     finally:
@@ -133,7 +141,10 @@ def run_sac(args: argparse.Namespace, task: Any) -> Curve | None:
         def _on_step(self) -> bool:
             if self.num_timesteps % args.eval_every == 0:
                 curve.append((self.num_timesteps, evaluate()))
-                print(f"  {self.num_timesteps:>8d} env steps: success {curve[-1][1]:.1%}")
+                print(
+                    f"  sb3_sac {self.num_timesteps:>8d} env steps: success {curve[-1][1]:.1%}",
+                    flush=True,
+                )
             return True
 
     model.learn(total_timesteps=args.budget, callback=Every())
@@ -165,6 +176,34 @@ def plot(curves: dict[str, Curve], threshold: float, out: Path) -> None:
     plt.close(fig)
 
 
+METHODS = ("residual", "no_base", "sb3_sac")
+
+
+def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float]:
+    """One method's learning curve and wall seconds (runs in a worker process with --jobs)."""
+    if args.jobs > 1:
+        torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    print(f"{name}: starting", flush=True)
+    policy = load(args.base)
+    task = load_task_config(args.task or policy.config.task, {})
+    overrides = json.loads(args.algo)
+    if name == "sb3_sac":
+        curve = run_sac(args, task)
+    else:
+        with_base = name == "residual"
+        # no base: the correction spans the whole action range
+        scale = {} if with_base else {"action_scale": 1.0, "action_scale_per_dim": []}
+        cfg = ResidualConfig(**{**overrides, "env_steps": args.budget, **scale})
+        noise = args.base_noise_scale
+        demos = demo_buffer(LeRobotDataset(args.demos), policy, cfg, noise_scale=noise)
+        if not with_base:
+            for key in ("base_action", "next_base_action"):
+                demos.extras[key].zero_()
+        curve = run_learner(args, task, cfg, with_base, demos)
+    return curve, time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", required=True, help="BC policy checkpoint directory")
@@ -181,6 +220,8 @@ def main() -> None:
     ap.add_argument(
         "--algo", default="{}", help="JSON overrides of the residual config, e.g. '{\"utd\": 0.5}'"
     )
+    ap.add_argument("--base-noise-scale", type=float, default=1.0, help="0: deterministic base")
+    ap.add_argument("--jobs", type=int, default=1, help="methods run at once, in processes")
     ap.add_argument("--out", default="runs/bench_residual")
     args = ap.parse_args()
     out = Path(args.out)
@@ -188,38 +229,25 @@ def main() -> None:
 
     policy = load(args.base)
     task = load_task_config(args.task or policy.config.task, {})
-    overrides = json.loads(args.algo)
-    cfg = ResidualConfig(**{**overrides, "env_steps": args.budget})
     print(
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"{os.cpu_count()} CPUs ({platform.processor() or 'cpu'}), torch {torch.__version__}; "
-        f"task {task.name}, budget {args.budget} env steps, seed {args.seed}"
+        f"task {task.name}, budget {args.budget} env steps, seed {args.seed}, "
+        f"{args.jobs} job(s)",
+        flush=True,
     )
-    demos = demo_buffer(LeRobotDataset(args.demos), policy, reward=cfg.reward)
-    no_base_demos = copy.deepcopy(demos)
-    for key in ("base_action", "next_base_action"):
-        no_base_demos.extras[key].zero_()
-
-    runs: dict[str, Callable[[], Curve | None]] = {
-        "residual": lambda: run_learner(args, task, cfg, True, demos),
-        "no_base": lambda: run_learner(
-            args,
-            task,
-            ResidualConfig(**{**overrides, "env_steps": args.budget, "action_scale": 1.0}),
-            False,
-            no_base_demos,
-        ),
-        "sb3_sac": lambda: run_sac(args, task),
-    }
-    curves: dict[str, Curve] = {}
-    seconds: dict[str, float] = {}
-    for name in args.methods.split(","):
-        print(f"{name}:", flush=True)
-        t0 = time.perf_counter()
-        curve = runs[name]()
-        seconds[name] = time.perf_counter() - t0
-        if curve is not None:
-            curves[name] = curve
+    names = args.methods.split(",")
+    unknown = sorted(set(names) - set(METHODS))
+    if unknown:
+        ap.error(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
+    if args.jobs > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
+            done = list(pool.map(run_method, names, [args] * len(names)))
+    else:
+        done = [run_method(name, args) for name in names]
+    curves = {n: c for n, (c, _) in zip(names, done) if c is not None}
+    seconds = {n: t for n, (_, t) in zip(names, done)}
 
     print(
         f"\n| method | success at 0 | final success | env steps to {args.threshold:.0%} "

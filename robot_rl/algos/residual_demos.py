@@ -51,23 +51,25 @@ def base_actions_on_episodes(
 def demo_buffer(
     ds: LeRobotDataset,
     policy: Policy,
+    cfg: ResidualConfig | None = None,
     *,
-    reward: str = "success",
-    shaping: tuple[Potential, ResidualConfig] | None = None,
     device: str | torch.device = "cpu",
     noise_scale: float = 1.0,
 ) -> ReplayBuffer:
     """Every frame of ``ds`` as one transition in a single-column buffer (episodes one after
     the other; their last frames are done, so n-step windows stop there).
 
-    ``reward="success"`` rewards the frame whose ``next.success`` is set, else ``next.reward``;
-    ``shaping`` adds the potential-based term as online transitions get it; ``noise_scale``
-    scales the base's sampling noise for the relabeled base actions.
+    Rewards as the learner's ``cfg`` (default :class:`ResidualConfig`) gives online
+    transitions: ``reward="success"`` rewards the frame whose ``next.success`` is set, else
+    ``next.reward``; ``cfg.shaping`` adds the potential-based term. ``noise_scale`` scales the
+    base's sampling noise for the relabeled base actions.
     The dataset keeps no observation after an episode's last frame: that frame bootstraps from
     itself (irrelevant when the episode terminated, which successful demonstrations do). An
     episode whose last frame is done without ``next.success`` ended on its time limit and is
     stored as truncated, so its value bootstraps instead of counting as a dead end.
     """
+    cfg = cfg or ResidualConfig()
+    reward = cfg.reward
     feats = ds.features
     need = ["observation.state", "action", "next.done"]
     need.append("next.success" if reward == "success" else "next.reward")
@@ -104,8 +106,8 @@ def demo_buffer(
         cols["base"].append(b.numpy())
         cols["next_base"].append(np.concatenate([b.numpy()[1:], b.numpy()[-1:]]))
     cat = {k: torch.from_numpy(np.concatenate(v))[:, None].to(device) for k, v in cols.items()}
-    if shaping is not None:
-        potential, cfg = shaping
+    if cfg.shaping:
+        potential = Potential(cfg.shaping, feats["observation.state"].names or [])
         cat["r"] = shaped_reward(cat["r"], cat["s"], cat["ns"], potential, cfg)
     total = cat["s"].shape[0]
     buffer = ReplayBuffer(

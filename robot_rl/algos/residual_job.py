@@ -20,7 +20,6 @@ from robot_rl.algos.chunk_runner import ChunkRunner
 from robot_rl.algos.report import plot_residual
 from robot_rl.algos.residual import (
     BaseController,
-    Potential,
     ResidualConfig,
     ResidualLearner,
     collect_and_learn,
@@ -197,15 +196,10 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     eval_seed = job.seed + 10_000
     demos = None
     if job.demos:
-        ds = LeRobotDataset(job.demos)
-        shaping = None
-        if cfg.shaping:
-            shaping = (Potential(cfg.shaping, ds.features["observation.state"].names), cfg)
         demos = demo_buffer(
-            ds,
+            LeRobotDataset(job.demos),
             policy,
-            reward=cfg.reward,
-            shaping=shaping,
+            cfg,
             device=device,
             noise_scale=job.base_noise_scale,
         )

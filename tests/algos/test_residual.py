@@ -41,7 +41,7 @@ def test_demonstrations_become_transitions_relabeled_with_the_base(tmp_path):
     from robot_rl.policies import FlowPolicy
 
     feats = {
-        "observation.state": Feature("float32", (3,)),
+        "observation.state": Feature("float32", (3,), names=["gap.x", "gap.y", "speed"]),
         "action": Feature("float32", (2,)),
         "next.done": Feature("bool", (1,)),
         "next.success": Feature("bool", (1,)),
@@ -89,6 +89,16 @@ def test_demonstrations_become_transitions_relabeled_with_the_base(tmp_path):
     window = s0.expand(2, 3)[None]  # frame 0's history: the first frame, repeated
     first = policy.act({"state": window}, noise=torch.zeros(1, cfg.horizon, 2))[0, 0]
     assert torch.allclose(quiet_base[0], first.clamp(-1, 1), atol=1e-6)
+    # shaping as the learner's config asks: success + scale · (gamma · phi(s') - phi(s)),
+    # phi = -||gap||, the same terms online transitions get
+    shaped_cfg = ResidualConfig(shaping={"gap": 1.0}, shaping_scale=10.0, gamma=0.9)
+    shaped = demo_buffer(LeRobotDataset(tmp_path / "d"), policy, shaped_cfg)
+    s, ns = buf.obs["state"][:, 0], buf.next_obs["state"][:, 0]
+    phi = lambda x: -x[:, :2].norm(dim=-1)  # noqa: E731
+    expected = buf.reward[:, 0] + 10.0 * (0.9 * phi(ns) - phi(s))
+    torch.testing.assert_close(shaped.reward[:, 0], expected)
+    with pytest.raises(ConfigError, match="not in the state"):
+        demo_buffer(LeRobotDataset(tmp_path / "d"), policy, ResidualConfig(shaping={"tcp": 1.0}))
 
 
 def test_potential_shaping_rewards_progress_and_names_bad_keys():
