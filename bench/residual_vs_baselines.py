@@ -65,10 +65,14 @@ class ZeroBase:
 
 
 def run_learner(
-    args: argparse.Namespace, task: Any, cfg: ResidualConfig, with_base: bool, demos: Any
+    args: argparse.Namespace,
+    task: Any,
+    cfg: ResidualConfig,
+    policy: Any,
+    with_base: bool,
+    demos: Any,
 ) -> Curve:
     name = "residual" if with_base else "no_base"
-    policy = load(args.base)
     env = make(task, args.num_envs, seed=args.seed)
     learner = ResidualLearner(
         env.observation_spec["state"].shape[0], env.action_dim, cfg, seed=args.seed
@@ -200,7 +204,7 @@ def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float
         if not with_base:
             for key in ("base_action", "next_base_action"):
                 demos.extras[key].zero_()
-        curve = run_learner(args, task, cfg, with_base, demos)
+        curve = run_learner(args, task, cfg, policy, with_base, demos)
     return curve, time.perf_counter() - t0
 
 
