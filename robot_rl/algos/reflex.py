@@ -193,7 +193,7 @@ class ReflexConfig:
     hidden: tuple[int, ...] = (512, 512)
     lr: float = 3e-4
     batch_size: int = 1024
-    updates: int = 20000
+    updates: int = 30000
     tau: float = 0.01
     # the threshold: the best recall on validation data among those with this precision
     precision_target: float = 0.8
@@ -357,7 +357,7 @@ class TrainReflexJob:
     # safety=<name>: configs/safety/<name>.yaml (profile, keep-out regions); default arm
     safety: dict[str, Any] | None = None
     num_envs: int = 48
-    steps: int = 9000  # vector steps of training rollouts (plus a fifth for validation)
+    steps: int = 18000  # vector steps of training rollouts (plus a fifth for validation)
     seed: int = 0
     out: str | None = None  # default runs/reflex_<task>
 
