@@ -228,6 +228,12 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="methods run at once, in processes")
     ap.add_argument("--out", default="runs/bench_residual")
     args = ap.parse_args()
+    names = args.methods.split(",")
+    unknown = sorted(set(names) - set(METHODS))
+    if unknown:
+        ap.error(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
+    if args.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {args.jobs}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -240,10 +246,6 @@ def main() -> None:
         f"{args.jobs} job(s)",
         flush=True,
     )
-    names = args.methods.split(",")
-    unknown = sorted(set(names) - set(METHODS))
-    if unknown:
-        ap.error(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
     if args.jobs > 1:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:

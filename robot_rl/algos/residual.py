@@ -233,7 +233,9 @@ class ExplorationNoise:
     def reset(self, ids: torch.Tensor) -> None:
         """Envs ``ids`` begin new episodes: their next noise is a fresh draw."""
         if self.rho > 0.0 and self.state is not None and len(ids):
-            self.state[ids] = self._randn((len(ids), self.shape[1]))
+            state = self.state.clone()  # out of place: a returned draw never changes later
+            state[ids] = self._randn((len(ids), self.shape[1]))
+            self.state = state
 
 
 def shaped_reward(
@@ -442,7 +444,8 @@ def collect_and_learn(
         elif cfg.entropy:  # the stochastic residual samples its own exploration
             action = learner.act(obs["state"], base_action, explore)
         else:
-            action = learner.act(obs["state"], base_action, explore, noise())
+            # (no draw when there is no exploration: explore_std 0 keeps the old random stream)
+            action = learner.act(obs["state"], base_action, explore, noise() if explore else None)
         next_obs, reward, terminated, truncated, info = env.step(action.to(env.device))
         if cfg.reward == "success":
             reward = info["success"].float()

@@ -57,3 +57,17 @@ def test_a_knock_does_not_set_the_finger_moving_faster_than_its_limit(arm):
         data.xfrc_applied[body, :3] = -30.0 * axis if i < 2 else 0.0
 
     assert run(model, data, 60, knock) < LIMIT
+
+
+@pytest.mark.parametrize("config", ["arm", "arm_contact"])
+def test_the_energy_tanks_stiffness_is_the_simulated_servos_gain(config):
+    """The tank models each position loop as a spring of the servo's kp: the arm joints in
+    profile order, then the gripper. A gain changed in the MJCF must change the config too."""
+    from robot_rl.safety import SafetyConfig
+
+    model = mujoco.MjModel.from_xml_path(str(asset_path("sim", "arm", "scene.xml")))
+    profile = load_profile("arm")
+    names = [*profile.joint_names, "gripper"]
+    kp = [float(model.actuator(n).gainprm[0]) for n in names]
+    stiffness = SafetyConfig.load(config).energy_tank["stiffness"]
+    assert list(map(float, stiffness)) == kp
