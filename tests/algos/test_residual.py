@@ -305,3 +305,49 @@ def test_correlated_exploration_is_validated():
         ResidualConfig(explore_correlation=1.0)
     with pytest.raises(ConfigError, match="deterministic actor"):
         ResidualConfig(explore_correlation=0.5, entropy=True)
+
+
+class _ZeroBase:
+    def __call__(self, obs):
+        return torch.zeros(len(obs["state"]), 7)
+
+    def reset(self, ids):
+        pass
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_collect_and_learn_explores_with_the_configured_noise(warm):
+    """The noise the loop applies, read back from the buffer (zero base, an untrained actor whose
+    correction is exactly 0): with rho = 0 it is the learner's plain randn stream, with rho = 0.9
+    consecutive steps correlate. ``warm``: the warm-up branch, else the actor's exploration."""
+    from robot_rl.algos.residual import collect_and_learn
+    from robot_rl.envs import make
+
+    def actions(rho):
+        n, steps = 8, 30
+        std = 0.1 if warm else 0.05
+        cfg = ResidualConfig(
+            env_steps=n * steps,
+            warmup_env_steps=n * steps if warm else 0,
+            warmup_noise=0.1,
+            explore_std=0.05,
+            explore_correlation=rho,
+            critic_warmup_updates=10**6,  # the actor never trains: its correction stays 0
+            utd=0.01,
+            batch_size=8,
+            hidden=(16,),
+            critic_heads=2,
+        )
+        env = make("arm_reach", n, seed=0)
+        learner = ResidualLearner(env.observation_spec["state"].shape[0], 7, cfg, seed=3)
+        assert learner.actor.active.all()
+        buf = collect_and_learn(env, _ZeroBase(), cfg, learner, seed=0)
+        env.close()
+        return buf.action[:steps] / std  # (T, N, 7) unit noise (clipping needs |noise| > 10)
+
+    white = actions(0.0)
+    first = torch.randn((8, 7), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(white[0], first)  # the learner's first plain draw
+    lag1 = lambda a: (a[1:] * a[:-1]).mean().item()  # noqa: E731
+    assert abs(lag1(white)) < 0.1
+    assert lag1(actions(0.9)) > 0.6

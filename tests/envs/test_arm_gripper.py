@@ -21,7 +21,7 @@ def arm():
     finger = model.joint("finger_left")
     for _ in range(200):
         mujoco.mj_step(model, data)
-    return model, data, grip, int(finger.dofadr[0]), int(finger.qposadr[0])
+    return model, data, grip, int(finger.qposadr[0])
 
 
 def run(model, data, steps, push=None):
@@ -37,7 +37,7 @@ def run(model, data, steps, push=None):
 
 
 def test_a_full_target_step_moves_the_finger_under_its_speed_limit(arm):
-    model, data, grip, _, qadr = arm
+    model, data, grip, qadr = arm
     data.ctrl[grip] = 0.0  # close fully in one command
     peak = run(model, data, 200)
     assert peak < LIMIT, peak
@@ -47,7 +47,7 @@ def test_a_full_target_step_moves_the_finger_under_its_speed_limit(arm):
 
 
 def test_a_knock_does_not_set_the_finger_moving_faster_than_its_limit(arm):
-    model, data, grip, _, _ = arm
+    model, data, grip, _ = arm
     data.ctrl[grip] = 0.02
     run(model, data, 200)
     body = model.body("finger_left").id
