@@ -1,7 +1,8 @@
 """How far arm_push misses: success and the closest cube-to-goal distance of every failed episode.
 
     python bench/push_misses.py --base runs/arm_push_flow/bc/checkpoints/best --noise-scale 0 \
-        [--residual runs/residual_arm_push/checkpoints/best] --episodes 200 --seed 1
+        --episodes 200 --seed 1
+    python bench/push_misses.py --residual runs/residual_arm_push/checkpoints/best --seed 1
 
 Runs the BC base (and base + residual when given) on the same episodes and prints a histogram
 of the failures' closest approach (the ``closest_goal_distance`` episode metric, in cm): misses
@@ -36,24 +37,36 @@ def report(name: str, closest_cm: np.ndarray, success: np.ndarray) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", required=True, help="BC policy checkpoint directory")
+    ap.add_argument(
+        "--base", default=None, help="BC policy checkpoint (default: the residual's base)"
+    )
     ap.add_argument("--residual", default=None, help="residual checkpoint on that base")
     ap.add_argument("--episodes", type=int, default=200)
     ap.add_argument("--envs", type=int, default=50)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--noise-scale", type=float, default=1.0, help="the base's sampling noise")
+    ap.add_argument(
+        "--noise-scale",
+        type=float,
+        default=None,
+        help="the base's sampling noise (default: the residual's training scale, else 1)",
+    )
     args = ap.parse_args()
 
-    policy = load(args.base)
+    learner, meta = load_residual(args.residual) if args.residual else (None, {})
+    if not (args.base or meta.get("base")):
+        ap.error("give --base, or --residual (its checkpoint names its base)")
+    policy = load(args.base or meta["base"])
+    noise = args.noise_scale
+    if noise is None:
+        noise = meta.get("base_noise_scale", 1.0)
     task = load_task_config("arm_push", {})
-    runs = {"base": lambda e: base_runner(policy, e, args.noise_scale)}
-    if args.residual:
-        learner, _ = load_residual(args.residual)
+    runs = {"base": lambda e: base_runner(policy, e, noise)}
+    if learner is not None:
         runs["base + residual"] = lambda e: ResidualController(
-            base_runner(policy, e, args.noise_scale), learner
+            base_runner(policy, e, noise), learner
         )
     edges = " | ".join(f"{lo:g}–{hi:g} cm" for lo, hi in zip(BINS_CM[:-1], BINS_CM[1:]))
-    print(f"{args.episodes} episodes, seed {args.seed}, base noise scale {args.noise_scale}")
+    print(f"{args.episodes} episodes, seed {args.seed}, base noise scale {noise}")
     print("failures by the cube's closest approach to the goal:")
     print(f"| controller | success | failures | {edges} |")
     print("|---|---:|---:|" + "---:|" * (len(BINS_CM) - 1))

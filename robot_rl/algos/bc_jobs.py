@@ -264,7 +264,9 @@ class EvalJob:
     video_episodes: int = 4
     action_steps: int | None = None  # override the policy's Ta
     denoise_steps: int | None = None  # override the sampler's steps
-    noise_scale: float = 1.0  # multiplies the sampling noise; 0: a deterministic flow policy
+    # multiplies the sampling noise; 0: a deterministic flow policy. null: the scale the residual
+    # was trained with (its base_noise_scale) when residual= is given, else 1
+    noise_scale: float | None = None
     # safety=<name>: configs/safety/<name>.yaml filters every command; the report gains the
     # interventions per filter and the hard-limit violations per 1000 steps
     safety: dict[str, Any] | None = None
@@ -285,7 +287,8 @@ class EvalJob:
             v = getattr(self, key)
             if v is not None and v < 1:
                 raise ConfigError(f"{key} must be >= 1 (or null for the policy's), got {v}")
-        check_noise_scale(self.noise_scale)
+        if self.noise_scale is not None:
+            check_noise_scale(self.noise_scale)
 
 
 COMMON = {"mean_length", "mean_return"}
@@ -313,6 +316,9 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
             return ResidualController(runner, learner)
 
     base = job.checkpoint or (residual_meta or {}).get("base")
+    noise_scale = job.noise_scale
+    if noise_scale is None:  # checkpoints from before base_noise_scale was stored: 1
+        noise_scale = check_noise_scale((residual_meta or {}).get("base_noise_scale", 1.0))
     if not base:
         raise ConfigError("eval needs checkpoint=DIR (a policy checkpoint directory)")
     ckpt = recover_checkpoint(Path(base))
@@ -342,7 +348,7 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
         filmed=["all"] if job.sweep else None,  # one video is enough to look at
         action_steps=job.action_steps,
         denoise_steps=job.denoise_steps,
-        noise_scale=job.noise_scale,
+        noise_scale=noise_scale,
         safety=job.safety,
         wrap=wrap,
     )
@@ -355,7 +361,7 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
         "seed": job.seed,
         "action_steps": job.action_steps or policy.config.action_steps,
         "denoise_steps": job.denoise_steps,
-        "noise_scale": job.noise_scale,
+        "noise_scale": noise_scale,
         "safety": job.safety,
         "sweep": sweep_meta,
     }

@@ -238,6 +238,7 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
         "task": task.name,
         "algo": asdict(cfg),
         "safety": job.safety,
+        "base_noise_scale": job.base_noise_scale,
     }
     try:
         with progress_bar("info") as bar:

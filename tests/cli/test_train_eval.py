@@ -219,14 +219,14 @@ def test_train_residual_runs_on_a_frozen_bc_base(trained, dataset, tmp_path, mon
     monkeypatch.setattr(residual, "mixed_batch", spy)
     out = tmp_path / "res"
     args = ["train", "residual", f"base={trained / 'checkpoints' / 'last'}", f"out={out}"]
-    args += [f"demos={dataset}"]
+    args += [f"demos={dataset}", "base_noise_scale=0"]
     args += ["num_envs=4", "algo.env_steps=160", "algo.warmup_env_steps=80", "algo.utd=0.05"]
     args += ["algo.critic_warmup_updates=1", "eval_every=80", "eval_episodes=2", "eval_envs=2"]
     assert main([*args, "task.episode_length=20"]) == 0
     summary = json.loads((out / "residual_summary.json").read_text())
     assert [h["env_steps"] for h in summary["history"]] == [0, 80, 160]
     meta = json.loads((out / "checkpoints" / "last" / "config.json").read_text())
-    assert meta["steps"] == 160 and meta["task"] == "arm_push"
+    assert meta["steps"] == 160 and meta["task"] == "arm_push" and meta["base_noise_scale"] == 0
     assert sampled_demos and all(sampled_demos)  # every update drew from the demonstrations
     assert summary["select"] == "success_rate" and "mean_length" in summary["best"]
 
@@ -243,6 +243,10 @@ def test_train_residual_runs_on_a_frozen_bc_base(trained, dataset, tmp_path, mon
     report = json.loads((ev / "report.json").read_text())
     assert report["residual"] == str(out / "checkpoints" / "last")
     assert report["tasks"]["arm_push"]["summary"]["episodes"] == 2
+    # ... sampling the base as the residual was trained with it, unless told otherwise
+    assert report["noise_scale"] == 0
+    assert main([*args, f"out={ev}", "video_episodes=0", "episodes=1", "noise_scale=0.5"]) == 0
+    assert json.loads((ev / "report.json").read_text())["noise_scale"] == 0.5
 
 
 def test_residual_checkpoint_errors_are_one_line(tmp_path, capsys):
