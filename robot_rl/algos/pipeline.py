@@ -27,6 +27,7 @@ from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
 from robot_rl.envs import load_task_config
 from robot_rl.envs.config import build_config
+from robot_rl.policies.policy import check_noise_scale
 
 
 @dataclass
@@ -42,8 +43,10 @@ class ResidualStage:
     num_envs: int = 16
     eval_every: int = 0  # env steps between evaluations; 0: a quarter of env_steps
     algo: dict[str, Any] = field(default_factory=dict)  # ResidualConfig fields
+    base_noise_scale: float = 1.0  # the BC base's sampling noise in the stage; 0: deterministic
 
     def __post_init__(self) -> None:
+        check_noise_scale(self.base_noise_scale, "residual.base_noise_scale")
         if self.env_steps < 0 or self.num_envs < 1 or self.eval_every < 0:
             raise ConfigError(
                 "residual.env_steps and residual.eval_every must be >= 0 and residual.num_envs "
@@ -201,6 +204,7 @@ def residual_job(job: PipelineJob, task: dict[str, Any], out: Path) -> TrainResi
         eval_envs=job.eval_envs,
         seed=job.seed,
         device=job.device,
+        base_noise_scale=stage.base_noise_scale,
     )
 
 

@@ -170,6 +170,7 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
     args += [*TINY, "algo.steps=4", "eval_every=0", "eval_envs=2", "video_episodes=1"]
     args += ["residual.env_steps=64", "residual.num_envs=4", "residual.eval_every=32"]
     args += ["residual.algo.warmup_env_steps=32", "residual.algo.utd=0.05"]
+    args += ["residual.base_noise_scale=0"]
     assert main([*args, "task.episode_length=10"]) == 0
     root = tmp_path / "p"
     result = json.loads((root / "pipeline.json").read_text())
@@ -191,6 +192,8 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
         "residual/checkpoints/last/residual.safetensors",
     ):
         assert (root / path).is_file()
+    meta = json.loads((root / "residual/checkpoints/last/config.json").read_text())
+    assert meta["base_noise_scale"] == 0  # the stage ran the base deterministically
     # A second run refuses to clobber the first without overwrite=true.
     assert main(args) == 2
     assert "overwrite=true" in capsys.readouterr().err
@@ -203,6 +206,8 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
     assert "num_envs" in capsys.readouterr().err
     assert main([*args, "overwrite=true", "residual.algo.env_steps=9"]) == 2
     assert "residual.env_steps" in capsys.readouterr().err
+    assert main([*args, "overwrite=true", "residual.base_noise_scale=-1"]) == 2
+    assert "residual.base_noise_scale" in capsys.readouterr().err
     assert (root / "summary.md").is_file()
 
 
