@@ -148,6 +148,27 @@ def test_ablation_configs_change_exactly_their_setting(name):
     assert all(ablation[k] == v for k, v in ABLATIONS[name].items())
 
 
+def test_arm_push_recipe_fits_the_task():
+    """configs/algo/residual_arm_push.yaml builds a learner for arm_push's state and action (its
+    per-dimension bound has one entry per action, its shaping names state vectors there)."""
+    from robot_rl.algos.residual import Potential
+    from robot_rl.cli.compose import compose_config, to_container
+    from robot_rl.envs import load_task_config, make
+    from robot_rl.envs.config import build_config
+
+    raw = to_container(compose_config("train_residual", ["algo=residual_arm_push"]))["algo"]
+    cfg = build_config(ResidualConfig, raw, where="algo")
+    env = make(load_task_config("arm_push", {}), 2, seed=0)
+    try:
+        learner = ResidualLearner(env.observation_spec["state"].shape[0], env.action_dim, cfg)
+        state = env.reset(seed=0)["state"]
+        assert Potential(cfg.shaping, env.state_names)(state).shape == (2,)
+    finally:
+        env.close()
+    # only the TCP position is corrected
+    assert learner.actor.active.tolist() == [True] * 3 + [False] * 4
+
+
 @pytest.mark.parametrize("bins", [1, 21])
 def test_learner_updates_with_either_critic(bins):
     from robot_rl.algos.residual import ResidualLearner
