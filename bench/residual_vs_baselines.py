@@ -1,7 +1,8 @@
 """Residual RL on a frozen BC policy against from-scratch baselines, at one env-step budget.
 
     python bench/residual_vs_baselines.py --base runs/arm_push_flow/bc/checkpoints/best \
-        --demos runs/arm_push_flow/data --budget 150000 --eval-every 15000 --jobs 2
+        --demos runs/arm_push_flow/data --algo-config residual_arm_push --base-noise-scale 0 \
+        --num-envs 32 --budget 500000 --eval-every 25000 --eval-episodes 200 --jobs 2
 
 Three methods, each evaluated every ``--eval-every`` env steps on the same ``--eval-episodes``
 episodes (fixed seed), deterministic actions:
@@ -14,9 +15,10 @@ episodes (fixed seed), deterministic actions:
 - ``sb3_sac``: Stable-Baselines3 SAC from scratch on the task's gymnasium adapter with the task's
   shaped reward (``pip install -e ".[bench]"``; skipped with a note when missing).
 
-``--jobs N`` runs the methods in N processes at once (one torch thread each); ``--algo`` (JSON)
-overrides the learners' config, e.g. the shaping both learners then also apply to the
-demonstrations; ``--base-noise-scale 0`` runs a flow base deterministically.
+``--jobs N`` runs the methods in N processes at once (one torch thread each); ``--algo-config``
+names the learners' config in ``configs/algo/`` and ``--algo`` (JSON) overrides it (its shaping,
+for example, both learners then also apply to the demonstrations); ``--base-noise-scale 0`` runs
+a flow base deterministically.
 
 Prints env steps to reach ``--threshold`` success for each and the ratio best-baseline / residual
 (a lower bound when a baseline never reaches it within the budget), writes ``curves.json`` and
@@ -42,6 +44,7 @@ import torch
 from robot_rl.algos.residual import ResidualConfig, ResidualLearner, collect_and_learn
 from robot_rl.algos.residual_demos import demo_buffer
 from robot_rl.algos.residual_job import ResidualController, base_runner, evaluate_controller
+from robot_rl.core.errors import ConfigError
 from robot_rl.data import LeRobotDataset
 from robot_rl.envs import load_task_config, make
 from robot_rl.envs.task_env import TaskEnv
@@ -183,6 +186,15 @@ def plot(curves: dict[str, Curve], threshold: float, out: Path) -> None:
 METHODS = ("residual", "no_base", "sb3_sac")
 
 
+def algo_config(name: str) -> dict[str, Any]:
+    """The fields of ``configs/algo/<name>.yaml`` (a residual config, e.g. residual_arm_push)."""
+    from robot_rl.cli.compose import compose_config, to_container
+
+    algo = dict(to_container(compose_config("train_residual", [f"algo={name}"]))["algo"])
+    algo.pop("name", None)
+    return algo
+
+
 def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float]:
     """One method's learning curve and wall seconds (runs in a worker process with --jobs)."""
     if args.jobs > 1:
@@ -191,7 +203,7 @@ def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float
     print(f"{name}: starting", flush=True)
     policy = load(args.base)
     task = load_task_config(args.task or policy.config.task, {})
-    overrides = json.loads(args.algo)
+    overrides = {**algo_config(args.algo_config), **json.loads(args.algo)}
     if name == "sb3_sac":
         curve = run_sac(args, task)
     else:
@@ -222,7 +234,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="residual,no_base,sb3_sac")
     ap.add_argument(
-        "--algo", default="{}", help="JSON overrides of the residual config, e.g. '{\"utd\": 0.5}'"
+        "--algo-config", default="residual", help="configs/algo/<name>.yaml, e.g. residual_arm_push"
+    )
+    ap.add_argument(
+        "--algo", default="{}", help="JSON overrides of that config, e.g. '{\"utd\": 0.5}'"
     )
     ap.add_argument("--base-noise-scale", type=float, default=1.0, help="0: deterministic base")
     ap.add_argument("--jobs", type=int, default=1, help="methods run at once, in processes")
@@ -234,6 +249,10 @@ def main() -> None:
         ap.error(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
+    try:  # a bad config fails here, not in a worker after the others started
+        ResidualConfig(**{**algo_config(args.algo_config), **json.loads(args.algo)})
+    except (ConfigError, TypeError, ValueError) as e:
+        ap.error(str(e).splitlines()[0])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
