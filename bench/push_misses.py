@@ -21,6 +21,7 @@ from robot_rl.algos.residual_job import (
     base_runner,
     evaluate_controller,
     load_residual,
+    trained_noise_scale,
 )
 from robot_rl.envs import load_task_config
 from robot_rl.policies import load
@@ -58,7 +59,7 @@ def main() -> None:
     policy = load(args.base or meta["base"])
     noise = args.noise_scale
     if noise is None:
-        noise = meta.get("base_noise_scale", 1.0)
+        noise = trained_noise_scale(meta) if learner is not None else 1.0
     task = load_task_config("arm_push", {})
     runs = {"base": lambda e: base_runner(policy, e, noise)}
     if learner is not None:

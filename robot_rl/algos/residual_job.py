@@ -175,6 +175,12 @@ def load_residual(
     return learner, meta
 
 
+def trained_noise_scale(meta: dict[str, Any]) -> float:
+    """The base sampling-noise scale a residual checkpoint was trained with (its config's
+    ``base_noise_scale``; 1 for checkpoints from before it was recorded)."""
+    return check_noise_scale(meta.get("base_noise_scale", 1.0), "base_noise_scale")
+
+
 def run_train_residual(job: TrainResidualJob, console: Console | None = None) -> dict[str, Any]:
     """Evaluate the base, train the residual with periodic evaluation; returns the summary."""
     from torch.utils.tensorboard import SummaryWriter
