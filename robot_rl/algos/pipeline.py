@@ -205,6 +205,7 @@ def residual_job(job: PipelineJob, task: dict[str, Any], out: Path) -> TrainResi
         seed=job.seed,
         device=job.device,
         base_noise_scale=stage.base_noise_scale,
+        heldout_episodes=job.eval_episodes,
     )
 
 
@@ -213,6 +214,15 @@ def check_settings(policy: dict[str, Any], algo: dict[str, Any]) -> None:
     ``policy.*`` / ``algo.*`` override fails before the pipeline starts."""
     policy_config(policy, state_dim=1, action_dim=1)
     build_config(BCConfig, algo, where="algo")
+
+
+def heldout_text(r: dict[str, Any]) -> str:
+    """The residual stage's held-out comparison (base vs best on fresh episodes), if it ran."""
+    h = r.get("heldout")
+    if not h:
+        return ""
+    base, best = h["base"]["success_rate"], h["best"]["success_rate"]
+    return f"; on {h['best']['episodes']} fresh episodes: base {base:.1%} → best {best:.1%}"
 
 
 def summary_markdown(result: dict[str, Any], report: dict[str, Any], root: Path) -> str:
@@ -244,7 +254,7 @@ def summary_markdown(result: dict[str, Any], report: dict[str, Any], root: Path)
         lines.append(
             f"| residual RL | {r['env_steps']} env steps; on the same {r['episodes']} episodes: "
             f"base {r['base_success']:.1%} → base+residual **{r['final_success']:.1%}** "
-            f"(best {r['best_success']:.1%} at {r['best_env_steps']} steps) "
+            f"(best {r['best_success']:.1%} at {r['best_env_steps']} steps{heldout_text(r)}) "
             f"| {result['seconds']['residual']:.0f} s |"
         )
     lines += ["", "![training](bc/training.png)", ""]

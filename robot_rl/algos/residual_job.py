@@ -103,8 +103,13 @@ class TrainResidualJob:
     # multiplies the base's sampling noise in training, evaluation and the demonstrations'
     # relabeling; 0: a deterministic flow base
     base_noise_scale: float = 1.0
+    # at the end, base and checkpoints/best on this many fresh episodes (best was selected on the
+    # evaluation episodes, so its score there flatters it); 0: skip
+    heldout_episodes: int = 200
 
     def __post_init__(self) -> None:
+        if self.heldout_episodes < 0:
+            raise ConfigError(f"heldout_episodes must be >= 0, got {self.heldout_episodes}")
         for key in ("num_envs", "eval_every", "eval_episodes", "eval_envs"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
@@ -211,17 +216,17 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
         )
         console.print(f"demonstrations: {len(demos)} transitions from {job.demos}, relabeled")
 
-    def evaluate(with_residual: bool) -> RolloutStats:
+    def evaluate(
+        residual: ResidualLearner | None, seed: int = eval_seed, episodes: int = job.eval_episodes
+    ) -> RolloutStats:
         def build(e: TaskEnv):
             runner = base_runner(policy, e, job.base_noise_scale)
             # the base alone: the env clips its actions to the action range
-            return ResidualController(runner, learner) if with_residual else runner
+            return runner if residual is None else ResidualController(runner, residual)
 
-        return evaluate_controller(
-            task, build, job.eval_episodes, job.eval_envs, eval_seed, job.safety
-        )
+        return evaluate_controller(task, build, episodes, job.eval_envs, seed, job.safety)
 
-    base_stats = evaluate(False)
+    base_stats = evaluate(None)
     console.print(
         f"base {job.base}: success {base_stats.success_rate:.1%} on {job.eval_episodes} episodes"
         + _metrics_text(base_stats)
@@ -256,7 +261,7 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
                     tb.add_scalar(f"train/{k}", v, steps)
                 if steps >= next_eval or steps >= cfg.env_steps:
                     next_eval += job.eval_every
-                    stats = evaluate(True)
+                    stats = evaluate(learner)
                     summary = stats.summary()
                     history.append({"env_steps": steps, "success": stats.success_rate, **summary})
                     for k, v in summary.items():
@@ -296,6 +301,18 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
         "env_steps": cfg.env_steps,
         "wall_seconds": time.perf_counter() - start,
     }
+    if job.heldout_episodes and (out / "checkpoints" / "best").is_dir():
+        # checkpoints/best was picked on the evaluation episodes, so its score there is biased
+        # upward; base and best again on episodes neither saw
+        seed, n = eval_seed + 10_000, job.heldout_episodes
+        best_learner, _ = load_residual(out / "checkpoints" / "best", device)
+        held = {"seed": seed, "base": evaluate(None, seed, n).summary()}
+        held["best"] = evaluate(best_learner, seed, n).summary()
+        summary["heldout"] = held
+        console.print(
+            f"held out ({n} fresh episodes): base {held['base']['success_rate']:.1%} → "
+            f"best base+residual {held['best']['success_rate']:.1%}"
+        )
     plot_residual(history, base_stats.success_rate, out)
     (out / "residual_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     console.print(

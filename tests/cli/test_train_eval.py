@@ -227,8 +227,10 @@ def test_train_residual_runs_on_a_frozen_bc_base(trained, dataset, tmp_path, mon
     args += [f"demos={dataset}", "base_noise_scale=0"]
     args += ["num_envs=4", "algo.env_steps=160", "algo.warmup_env_steps=80", "algo.utd=0.05"]
     args += ["algo.critic_warmup_updates=1", "eval_every=80", "eval_episodes=2", "eval_envs=2"]
-    assert main([*args, "task.episode_length=20"]) == 0
+    assert main([*args, "task.episode_length=20", "heldout_episodes=3"]) == 0
     summary = json.loads((out / "residual_summary.json").read_text())
+    assert not (out / "checkpoints" / "best").exists()  # no evaluation beat the base (all 0%)
+    assert "heldout" not in summary
     assert [h["env_steps"] for h in summary["history"]] == [0, 80, 160]
     meta = json.loads((out / "checkpoints" / "last" / "config.json").read_text())
     assert meta["steps"] == 160 and meta["task"] == "arm_push" and meta["base_noise_scale"] == 0
@@ -252,6 +254,28 @@ def test_train_residual_runs_on_a_frozen_bc_base(trained, dataset, tmp_path, mon
     assert report["noise_scale"] == 0
     assert main([*args, f"out={ev}", "video_episodes=0", "episodes=1", "noise_scale=0.5"]) == 0
     assert json.loads((ev / "report.json").read_text())["noise_scale"] == 0.5
+
+
+def test_train_residual_scores_best_again_on_fresh_episodes(trained, tmp_path):
+    # checkpoints/best is picked on the evaluation episodes; the run ends by evaluating the base
+    # and best on episodes neither saw. Once the residual acts, its return differs from the
+    # base's, so selecting on the return (or its negative) yields a best checkpoint. (The task's
+    # dense reward: a tiny base never succeeds, and a zero sparse reward teaches nothing.)
+    args = ["train", "residual", f"base={trained / 'checkpoints' / 'last'}", "num_envs=4"]
+    args += ["algo.env_steps=160", "algo.warmup_env_steps=40", "algo.critic_warmup_updates=1"]
+    args += ["algo.reward=task"]
+    args += ["eval_every=80", "eval_episodes=2", "eval_envs=2", "heldout_episodes=3"]
+    for select in ("mean_return", "-mean_return"):
+        out = tmp_path / select
+        assert main([*args, f"out={out}", f"select={select}", "task.episode_length=20"]) == 0
+        summary = json.loads((out / "residual_summary.json").read_text())
+        if (out / "checkpoints" / "best").is_dir():
+            break
+        assert "heldout" not in summary
+    held = summary["heldout"]
+    assert held["seed"] == 20_000 and held["base"]["episodes"] == held["best"]["episodes"] == 3
+    # fresh episodes: not the ones the base was scored on during training
+    assert held["base"]["mean_return"] != summary["base"]["mean_return"]
 
 
 def test_residual_checkpoint_errors_are_one_line(tmp_path, capsys):
