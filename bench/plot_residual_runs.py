@@ -4,8 +4,8 @@
         "seed 0=runs/res_s0" "seed 1=runs/res_s1" "seed 2=runs/res_s2"
 
 Each run's success is read from its TensorBoard log (``eval/success_rate``, 200 episodes per
-point with the settings in BENCHMARKS.md); every curve starts at ``--base``, the frozen BC
-policy's success.
+point with the settings in BENCHMARKS.md). A curve starts at the run's own evaluation of the
+frozen BC base (logged at step 0); runs from before that was logged start at ``--base``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def main() -> None:
     out = {}
     for i, spec in enumerate(args.runs):
         label, run = spec.split("=", 1)
-        points = [(0, args.base), *curve(run)]
+        points = curve(run)
+        if not points or points[0][0] != 0:
+            points = [(0, args.base), *points]
         out[label] = points
         ax.plot(
             [x / 1000 for x, _ in points],
@@ -46,7 +48,7 @@ def main() -> None:
             label=label,
             color=f"C{i}",
         )
-    ax.axhline(100 * args.base, color="gray", ls="--", lw=1, label=f"BC base ({args.base:.0%})")
+    ax.axhline(100 * args.base, color="gray", ls="--", lw=1, label=f"BC base ({args.base:.1%})")
     ax.axhline(100 * args.target, color="red", ls=":", lw=1, label=f"target {args.target:.0%}")
     ax.set_xlabel("env steps (thousands)")
     ax.set_ylabel("success, 200 episodes (%)")

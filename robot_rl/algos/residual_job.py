@@ -243,6 +243,9 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
 
     tb = SummaryWriter(log_dir=str(out / "tb"))
     history = [{"env_steps": 0, "success": base_stats.success_rate, **base_stats.summary()}]
+    for k, v in base_stats.summary().items():  # the curves start at the frozen base
+        if k != "episodes":
+            tb.add_scalar(f"eval/{k}", v, 0)
     start, next_eval = time.perf_counter(), job.eval_every
     meta = {
         "base": str(Path(job.base).resolve()),

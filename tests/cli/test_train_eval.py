@@ -232,6 +232,13 @@ def test_train_residual_runs_on_a_frozen_bc_base(trained, dataset, tmp_path, mon
     assert not (out / "checkpoints" / "best").exists()  # no evaluation beat the base (all 0%)
     assert "heldout" not in summary
     assert [h["env_steps"] for h in summary["history"]] == [0, 80, 160]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()  # TensorBoard's success curve starts at the base
+    logged = events.Scalars("eval/success_rate")
+    assert [e.step for e in logged] == [h["env_steps"] for h in summary["history"]]
+    assert [e.value for e in logged] == pytest.approx([h["success"] for h in summary["history"]])
     meta = json.loads((out / "checkpoints" / "last" / "config.json").read_text())
     assert meta["steps"] == 160 and meta["task"] == "arm_push" and meta["base_noise_scale"] == 0
     assert sampled_demos and all(sampled_demos)  # every update drew from the demonstrations
