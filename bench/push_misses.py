@@ -13,16 +13,18 @@ are not.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
 from robot_rl.algos.residual_job import (
     ResidualController,
+    base_noise_scale,
     base_runner,
     evaluate_controller,
     load_residual,
-    trained_noise_scale,
 )
+from robot_rl.core.errors import ConfigError
 from robot_rl.envs import load_task_config
 from robot_rl.policies import load
 
@@ -53,13 +55,16 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    learner, meta = load_residual(args.residual) if args.residual else (None, {})
-    if not (args.base or meta.get("base")):
-        ap.error("give --base, or --residual (its checkpoint names its base)")
-    policy = load(args.base or meta["base"])
-    noise = args.noise_scale
-    if noise is None:
-        noise = trained_noise_scale(meta) if learner is not None else 1.0
+    try:
+        learner, meta = load_residual(args.residual) if args.residual else (None, {})
+        noise = base_noise_scale(args.noise_scale, meta)
+        if not (args.base or meta.get("base")):
+            ap.error("give --base, or --residual (its checkpoint names its base)")
+        policy = load(args.base or meta["base"])
+    except ConfigError as e:
+        ap.error(str(e))
+    if args.base and meta.get("base") and Path(args.base).resolve() != Path(meta["base"]):
+        print(f"note: --base {args.base} is not the base the residual was trained on")
     task = load_task_config("arm_push", {})
     runs = {"base": lambda e: base_runner(policy, e, noise)}
     if learner is not None:

@@ -47,6 +47,7 @@ from robot_rl.algos.residual_job import ResidualController, base_runner, evaluat
 from robot_rl.core.errors import ConfigError
 from robot_rl.data import LeRobotDataset
 from robot_rl.envs import load_task_config, make
+from robot_rl.envs.config import build_config
 from robot_rl.envs.task_env import TaskEnv
 from robot_rl.envs.vec_env import Obs
 from robot_rl.policies import load
@@ -190,9 +191,14 @@ def algo_config(name: str) -> dict[str, Any]:
     """The fields of ``configs/algo/<name>.yaml`` (a residual config, e.g. residual_arm_push)."""
     from robot_rl.cli.compose import compose_config, to_container
 
-    algo = dict(to_container(compose_config("train_residual", [f"algo={name}"]))["algo"])
-    algo.pop("name", None)
-    return algo
+    return dict(to_container(compose_config("train_residual", [f"algo={name}"]))["algo"])
+
+
+def learner_config(method: str, algo: dict[str, Any], budget: int) -> ResidualConfig:
+    """The residual learner's config for ``residual`` or ``no_base`` (whose correction spans the
+    whole action range), ``budget`` env steps; a bad field is a ConfigError."""
+    scale = {} if method == "residual" else {"action_scale": 1.0, "action_scale_per_dim": []}
+    return build_config(ResidualConfig, algo, {"env_steps": budget, **scale}, where="algo")
 
 
 def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float]:
@@ -203,14 +209,11 @@ def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float
     print(f"{name}: starting", flush=True)
     policy = load(args.base)
     task = load_task_config(args.task or policy.config.task, {})
-    overrides = {**algo_config(args.algo_config), **json.loads(args.algo)}
     if name == "sb3_sac":
         curve = run_sac(args, task)
     else:
         with_base = name == "residual"
-        # no base: the correction spans the whole action range
-        scale = {} if with_base else {"action_scale": 1.0, "action_scale_per_dim": []}
-        cfg = ResidualConfig(**{**overrides, "env_steps": args.budget, **scale})
+        cfg = learner_config(name, args.resolved_algo, args.budget)
         noise = args.base_noise_scale
         demos = demo_buffer(LeRobotDataset(args.demos), policy, cfg, noise_scale=noise)
         if not with_base:
@@ -250,8 +253,10 @@ def main() -> None:
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
     try:  # a bad config fails here, not in a worker after the others started
-        ResidualConfig(**{**algo_config(args.algo_config), **json.loads(args.algo)})
-    except (ConfigError, TypeError, ValueError) as e:
+        args.resolved_algo = {**algo_config(args.algo_config), **json.loads(args.algo)}
+        for name in set(names) - {"sb3_sac"}:
+            learner_config(name, args.resolved_algo, args.budget)
+    except (ConfigError, ValueError) as e:
         ap.error(str(e).splitlines()[0])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

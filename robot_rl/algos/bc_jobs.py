@@ -306,22 +306,17 @@ def run_eval(job: EvalJob, console: Console | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint; writes ``report.json``, plots and videos; returns the report."""
     console = console or Console()
     device = resolve_device(job.device)
-    wrap, residual_meta, noise_scale = None, None, job.noise_scale
-    if job.residual:
-        from robot_rl.algos.residual_job import (
-            ResidualController,
-            load_residual,
-            trained_noise_scale,
-        )
+    # (imported here: residual_job builds on this module)
+    from robot_rl.algos.residual_job import ResidualController, base_noise_scale, load_residual
 
+    wrap, residual_meta = None, None
+    if job.residual:
         learner, residual_meta = load_residual(job.residual, device)
-        if noise_scale is None:
-            noise_scale = trained_noise_scale(residual_meta)
 
         def wrap(runner):
             return ResidualController(runner, learner)
 
-    noise_scale = 1.0 if noise_scale is None else noise_scale
+    noise_scale = base_noise_scale(job.noise_scale, residual_meta)
     base = job.checkpoint or (residual_meta or {}).get("base")
     if not base:
         raise ConfigError("eval needs checkpoint=DIR (a policy checkpoint directory)")

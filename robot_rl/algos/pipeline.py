@@ -41,7 +41,8 @@ class ResidualStage:
     env_steps: int = 0  # 0 skips the stage
     num_envs: int = 16
     eval_every: int = 0  # env steps between evaluations; 0: a quarter of env_steps
-    algo: dict[str, Any] = field(default_factory=dict)  # ResidualConfig fields
+    # ResidualConfig fields; the CLI fills them from configs/algo/<residual.algo_config>.yaml
+    algo: dict[str, Any] = field(default_factory=dict)
     base_noise_scale: float = 1.0  # the BC base's sampling noise in the stage; 0: deterministic
 
     def __post_init__(self) -> None:

@@ -180,10 +180,35 @@ def load_residual(
     return learner, meta
 
 
-def trained_noise_scale(meta: dict[str, Any]) -> float:
-    """The base sampling-noise scale a residual checkpoint was trained with (its config's
-    ``base_noise_scale``; 1 for checkpoints from before it was recorded)."""
-    return check_noise_scale(meta.get("base_noise_scale", 1.0), "base_noise_scale")
+def heldout_comparison(
+    evaluate: Callable[[ResidualLearner | None, int, int], RolloutStats],
+    best: Path,
+    seed: int,
+    job: TrainResidualJob,
+    device: torch.device,
+    console: Console,
+) -> dict[str, Any]:
+    """The base and the ``best`` checkpoint on ``job.heldout_episodes`` fresh episodes (``seed``):
+    best was picked on the evaluation episodes, so its score there is biased upward."""
+    learner, _ = load_residual(best, device)
+    n = job.heldout_episodes
+    held = {"seed": seed, "base": evaluate(None, seed, n).summary()}
+    held["best"] = evaluate(learner, seed, n).summary()
+    b, r = held["base"], held["best"]
+    text = f"success {b['success_rate']:.1%} → {r['success_rate']:.1%}"
+    key = job.select.removeprefix("-")
+    if key != "success_rate":  # and the entry best was selected on
+        text += f", {key} {b[key]:.3g} → {r[key]:.3g}"
+    console.print(f"held out ({n} fresh episodes), base → best base+residual: {text}")
+    return held
+
+
+def base_noise_scale(explicit: float | None, meta: dict[str, Any] | None) -> float:
+    """The base's sampling-noise scale for evaluating a residual checkpoint: ``explicit`` when
+    given, else the scale the checkpoint (config ``meta``) was trained with, else 1 (no
+    checkpoint, or one from before the scale was recorded)."""
+    value = explicit if explicit is not None else (meta or {}).get("base_noise_scale", 1.0)
+    return check_noise_scale(value, "noise_scale")
 
 
 def run_train_residual(job: TrainResidualJob, console: Console | None = None) -> dict[str, Any]:
@@ -242,10 +267,16 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
         return sign * value if value == value else -math.inf  # NaN (e.g. no lap) is worst
 
     tb = SummaryWriter(log_dir=str(out / "tb"))
-    history = [{"env_steps": 0, "success": base_stats.success_rate, **base_stats.summary()}]
-    for k, v in base_stats.summary().items():  # the curves start at the frozen base
-        if k != "episodes":
-            tb.add_scalar(f"eval/{k}", v, 0)
+
+    def log_eval(steps: int, stats: RolloutStats) -> None:
+        history.append({"env_steps": steps, "success": stats.success_rate, **stats.summary()})
+        for k, v in stats.summary().items():
+            if k != "episodes":
+                tb.add_scalar(f"eval/{k}", v, steps)
+
+    history: list[dict[str, Any]] = []
+    log_eval(0, base_stats)  # the curves start at the frozen base
+    saved_best = False  # checkpoints/best of this run (the folder may hold an older run's)
     start, next_eval = time.perf_counter(), job.eval_every
     meta = {
         "base": str(Path(job.base).resolve()),
@@ -259,17 +290,13 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
             bar_job = bar.add_task("residual RL", total=cfg.env_steps, info="")
 
             def on_step(steps: int, info: dict[str, Any]) -> None:
-                nonlocal next_eval
+                nonlocal next_eval, saved_best
                 for k, v in info["scalars"].items():
                     tb.add_scalar(f"train/{k}", v, steps)
                 if steps >= next_eval or steps >= cfg.env_steps:
                     next_eval += job.eval_every
                     stats = evaluate(learner)
-                    summary = stats.summary()
-                    history.append({"env_steps": steps, "success": stats.success_rate, **summary})
-                    for k, v in summary.items():
-                        if k != "episodes":
-                            tb.add_scalar(f"eval/{k}", v, steps)
+                    log_eval(steps, stats)
                     if sim is not None:  # the chain on the training envs since the start
                         for k, v in sim.summary().items():
                             tb.add_scalar(k, v, steps)
@@ -278,6 +305,7 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
                     if score(history[-1]) > max(score(h) for h in history[:-1]):
                         # better than the base and every earlier evaluation (same episodes)
                         save_residual(out / "checkpoints" / "best", learner, info)
+                        saved_best = True
                     bar.update(bar_job, info=f"success {stats.success_rate:.0%}")
                     console.print(
                         f"env steps {steps}: base+residual success {stats.success_rate:.1%}"
@@ -304,20 +332,14 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
         "env_steps": cfg.env_steps,
         "wall_seconds": time.perf_counter() - start,
     }
-    if job.heldout_episodes and (out / "checkpoints" / "best").is_dir():
-        # checkpoints/best was picked on the evaluation episodes, so its score there is biased
-        # upward; base and best again on episodes neither saw
-        seed, n = eval_seed + 10_000, job.heldout_episodes
-        best_learner, _ = load_residual(out / "checkpoints" / "best", device)
-        held = {"seed": seed, "base": evaluate(None, seed, n).summary()}
-        held["best"] = evaluate(best_learner, seed, n).summary()
-        summary["heldout"] = held
-        console.print(
-            f"held out ({n} fresh episodes): base {held['base']['success_rate']:.1%} → "
-            f"best base+residual {held['best']['success_rate']:.1%}"
-        )
     plot_residual(history, base_stats.success_rate, out)
-    (out / "residual_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary_file = out / "residual_summary.json"
+    summary_file.write_text(json.dumps(summary, indent=2) + "\n")
+    if job.heldout_episodes and saved_best:  # (the summary above survives an interruption here)
+        summary["heldout"] = heldout_comparison(
+            evaluate, out / "checkpoints" / "best", eval_seed + 10_000, job, device, console
+        )
+        summary_file.write_text(json.dumps(summary, indent=2) + "\n")
     console.print(
         f"base {summary['base_success']:.1%} → base+residual {summary['final_success']:.1%} "
         f"after {cfg.env_steps} env steps ({summary['wall_seconds']:.0f} s)"

@@ -170,7 +170,7 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
     args += [*TINY, "algo.steps=4", "eval_every=0", "eval_envs=2", "video_episodes=1"]
     args += ["residual.env_steps=64", "residual.num_envs=4", "residual.eval_every=32"]
     args += ["residual.algo.warmup_env_steps=32", "residual.algo.utd=0.05"]
-    args += ["residual.base_noise_scale=0"]
+    args += ["residual.base_noise_scale=0", "residual.algo_config=residual_arm_push"]
     assert main([*args, "task.episode_length=10"]) == 0
     root = tmp_path / "p"
     result = json.loads((root / "pipeline.json").read_text())
@@ -194,6 +194,9 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
         assert (root / path).is_file()
     meta = json.loads((root / "residual/checkpoints/last/config.json").read_text())
     assert meta["base_noise_scale"] == 0  # the stage ran the base deterministically
+    # the stage's recipe is configs/algo/residual_arm_push.yaml, residual.algo.* overriding it
+    assert meta["algo"]["action_scale_per_dim"] == [0.2, 0.2, 0.2, 0, 0, 0, 0]
+    assert meta["algo"]["utd"] == 0.05 and meta["algo"]["env_steps"] == 64
     # A second run refuses to clobber the first without overwrite=true.
     assert main(args) == 2
     assert "overwrite=true" in capsys.readouterr().err
@@ -208,6 +211,8 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
     assert "residual.env_steps" in capsys.readouterr().err
     assert main([*args, "overwrite=true", "residual.base_noise_scale=-1"]) == 2
     assert "residual.base_noise_scale" in capsys.readouterr().err
+    assert main([*args, "overwrite=true", "residual.algo_config=nope"]) == 2
+    assert "algo/nope" in capsys.readouterr().err
     assert (root / "summary.md").is_file()
 
 
@@ -281,6 +286,8 @@ def test_train_residual_scores_best_again_on_fresh_episodes(trained, tmp_path):
         assert "heldout" not in summary
     held = summary["heldout"]
     assert held["seed"] == 20_000 and held["base"]["episodes"] == held["best"]["episodes"] == 3
+    # the residual was scored, not the base again
+    assert held["best"]["mean_return"] != held["base"]["mean_return"]
     # fresh episodes: not the ones the base was scored on during training
     assert held["base"]["mean_return"] != summary["base"]["mean_return"]
 
