@@ -29,7 +29,12 @@ def curve(run: str) -> list[tuple[int, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="label=run_dir")
-    ap.add_argument("--base", type=float, default=0.82, help="the BC base's success (0..1)")
+    ap.add_argument(
+        "--base",
+        type=float,
+        default=None,
+        help="the BC base's success (0..1): a dashed line, and the start of runs that lack one",
+    )
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -38,7 +43,7 @@ def main() -> None:
     for i, spec in enumerate(args.runs):
         label, run = spec.split("=", 1)
         points = curve(run)
-        if not points or points[0][0] != 0:
+        if (not points or points[0][0] != 0) and args.base is not None:
             points = [(0, args.base), *points]
         out[label] = points
         ax.plot(
@@ -48,7 +53,8 @@ def main() -> None:
             label=label,
             color=f"C{i}",
         )
-    ax.axhline(100 * args.base, color="gray", ls="--", lw=1, label=f"BC base ({args.base:.1%})")
+    if args.base is not None:
+        ax.axhline(100 * args.base, color="gray", ls="--", lw=1, label=f"BC base ({args.base:.1%})")
     ax.axhline(100 * args.target, color="red", ls=":", lw=1, label=f"target {args.target:.0%}")
     ax.set_xlabel("env steps (thousands)")
     ax.set_ylabel("success, 200 episodes (%)")
