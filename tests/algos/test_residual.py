@@ -172,8 +172,8 @@ def test_arm_push_recipe_fits_the_task():
     changed = {k: v for k, v in raw.items() if plain.get(k) != v}
     assert changed == {
         "env_steps": 300000,
-        "action_scale_per_dim": [0.2, 0.2, 0.2, 0, 0, 0, 0],
-        "explore_std": 0.1,
+        "action_scale_per_dim": [0.3, 0.3, 0.3, 0, 0, 0, 0],
+        "explore_std": 0.15,
         "explore_correlation": 0.9,
         "residual_penalty": 0.01,
         "hidden": [128, 128],

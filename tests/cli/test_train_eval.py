@@ -195,7 +195,7 @@ def test_pipeline_produces_the_report_folder(tmp_path, capsys):
     meta = json.loads((root / "residual/checkpoints/last/config.json").read_text())
     assert meta["base_noise_scale"] == 0  # the stage ran the base deterministically
     # the stage's recipe is configs/algo/residual_arm_push.yaml, residual.algo.* overriding it
-    assert meta["algo"]["action_scale_per_dim"] == [0.2, 0.2, 0.2, 0, 0, 0, 0]
+    assert meta["algo"]["action_scale_per_dim"] == [0.3, 0.3, 0.3, 0, 0, 0, 0]
     assert meta["algo"]["utd"] == 0.05 and meta["algo"]["env_steps"] == 64
     # A second run refuses to clobber the first without overwrite=true.
     assert main(args) == 2
