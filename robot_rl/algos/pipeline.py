@@ -34,7 +34,7 @@ from robot_rl.policies.policy import check_noise_scale
 class ResidualStage:
     """Stage 4 of the pipeline: residual RL on the frozen BC policy (``pipeline.yaml: residual``).
 
-    Off by default (``env_steps: 0``): on arm_push it lifts the BC policy by 7–9 points, but
+    Off by default (``env_steps: 0``): on arm_push it lifts the BC policy by 8–12 points, but
     needs about 300k env steps, an hour on 2 CPU cores (BENCHMARKS.md, residual RL).
     """
 
