@@ -276,7 +276,6 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
 
     history: list[dict[str, Any]] = []
     log_eval(0, base_stats)  # the curves start at the frozen base
-    saved_best = False  # checkpoints/best of this run (the folder may hold an older run's)
     start, next_eval = time.perf_counter(), job.eval_every
     meta = {
         "base": str(Path(job.base).resolve()),
@@ -290,7 +289,7 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
             bar_job = bar.add_task("residual RL", total=cfg.env_steps, info="")
 
             def on_step(steps: int, info: dict[str, Any]) -> None:
-                nonlocal next_eval, saved_best
+                nonlocal next_eval
                 for k, v in info["scalars"].items():
                     tb.add_scalar(f"train/{k}", v, steps)
                 if steps >= next_eval or steps >= cfg.env_steps:
@@ -305,7 +304,6 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
                     if score(history[-1]) > max(score(h) for h in history[:-1]):
                         # better than the base and every earlier evaluation (same episodes)
                         save_residual(out / "checkpoints" / "best", learner, info)
-                        saved_best = True
                     bar.update(bar_job, info=f"success {stats.success_rate:.0%}")
                     console.print(
                         f"env steps {steps}: base+residual success {stats.success_rate:.1%}"
@@ -335,7 +333,9 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     plot_residual(history, base_stats.success_rate, out)
     summary_file = out / "residual_summary.json"
     summary_file.write_text(json.dumps(summary, indent=2) + "\n")
-    if job.heldout_episodes and saved_best:  # (the summary above survives an interruption here)
+    # this run wrote checkpoints/best iff an evaluation beat the base (the folder may still hold
+    # an older run's best otherwise); the summary above survives an interruption here
+    if job.heldout_episodes and score(best) > score(history[0]):
         summary["heldout"] = heldout_comparison(
             evaluate, out / "checkpoints" / "best", eval_seed + 10_000, job, device, console
         )
