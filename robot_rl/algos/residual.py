@@ -33,6 +33,7 @@ from robot_rl.algos.td import (
     polyak,
     smoothed_action,
 )
+from robot_rl.algos.train_state import load_optimizer, optimizer_tensors
 from robot_rl.core.errors import ConfigError
 from robot_rl.data.replay import ReplayBuffer
 from robot_rl.envs.vec_env import Obs, VecEnv
@@ -300,11 +301,42 @@ class ResidualLearner:
         self.obs_std = torch.ones(obs_dim, device=self.device)
         self.gen = torch.Generator(device=self.device).manual_seed(seed)
         self.updates = 0
+        self.normalizer_fitted = False
+
+    _OPTIMS = ("actor_optim", "critic_optim", "alpha_optim")
 
     def fit_normalizer(self, states: torch.Tensor) -> None:
         """Standardize observations with the mean/std of ``states (M, D)`` from now on."""
         self.obs_mean = states.mean(dim=0).to(self.device)
         self.obs_std = states.std(dim=0).clamp_min(1e-2).to(self.device)
+        self.normalizer_fitted = True
+
+    def trainer_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """What training continues from beyond the networks and the normalizer: optimizer
+        moments, the entropy temperature, the random stream and counters, as tensors + JSON
+        (:meth:`load_trainer_state`)."""
+        tensors = {"log_alpha": self.log_alpha.detach().reshape(1), "rng": self.gen.get_state()}
+        meta: dict[str, Any] = {"updates": self.updates}
+        meta["normalizer_fitted"] = self.normalizer_fitted
+        for name in self._OPTIMS:
+            moments, groups = optimizer_tensors(getattr(self, name))
+            tensors |= {f"{name}.{k}": v for k, v in moments.items()}
+            meta[f"{name}.param_groups"] = groups
+        return tensors, meta
+
+    def load_trainer_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Inverse of :meth:`trainer_state`; a mismatch raises ``CheckpointError``/``KeyError``."""
+        for name in self._OPTIMS:
+            prefix = name + "."
+            moments = {
+                k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)
+            }
+            load_optimizer(getattr(self, name), moments, meta[f"{name}.param_groups"], name)
+        with torch.no_grad():
+            self.log_alpha.copy_(tensors["log_alpha"].reshape(()))
+        self.gen.set_state(tensors["rng"])
+        self.updates = int(meta["updates"])
+        self.normalizer_fitted = bool(meta["normalizer_fitted"])
 
     def norm(self, state: torch.Tensor) -> torch.Tensor:
         return (state.to(self.device) - self.obs_mean) / self.obs_std
@@ -408,8 +440,15 @@ def collect_and_learn(
     seed: int = 0,
     demos: ReplayBuffer | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    buffer: ReplayBuffer | None = None,
+    start_steps: int = 0,
 ) -> ReplayBuffer:
-    """Run the residual learner for ``cfg.env_steps`` transitions in ``env``.
+    """Run the residual learner until ``cfg.env_steps`` transitions in ``env``.
+
+    ``buffer`` (default: a new :func:`online_buffer`) receives the online transitions. To
+    continue a run, pass its restored buffer and learner and the env steps it had done
+    (``start_steps``): the envs start new episodes (seeded ``seed + start_steps``), the episodes
+    the stop cut short end as truncations (``ReplayBuffer.cut_episodes``).
 
     With ``demos`` (see ``residual_demos.demo_buffer``), ``cfg.demo_ratio`` of every batch comes
     from them and the rest from the online buffer (RLPD's symmetric sampling).
@@ -421,20 +460,16 @@ def collect_and_learn(
     n = env.num_envs
     state_dim = env.observation_spec["state"].shape[0]
     potential = Potential(cfg.shaping, env.state_names) if cfg.shaping else None
-    buffer = ReplayBuffer(
-        max(1, cfg.buffer_size // n),
-        n,
-        {"state": (state_dim,)},
-        env.action_dim,
-        device=learner.device,
-    )
+    if buffer is None:
+        buffer = online_buffer(env, cfg, learner.device)
+    buffer.cut_episodes()
     noise = ExplorationNoise(
         (n, env.action_dim), cfg.explore_correlation, learner.gen, learner.device
     )
-    obs = env.reset(seed=seed)
+    obs = env.reset(seed=seed + start_steps)
     base.reset(torch.arange(n, device=env.device))
     base_action = base(obs).to(learner.device).clamp(-1.0, 1.0)
-    steps, owed, scalars, fitted = 0, 0.0, {}, False
+    steps, owed, scalars = start_steps, 0.0, {}
     while steps < cfg.env_steps:
         warm = steps < cfg.warmup_env_steps
         explore = cfg.warmup_noise if warm else cfg.explore_std
@@ -472,9 +507,8 @@ def collect_and_learn(
         )
         steps += n
         if not warm:
-            if not fitted:  # once, on the warm-up data; frozen from then on
+            if not learner.normalizer_fitted:  # once, on the warm-up data; frozen from then on
                 learner.fit_normalizer(buffer.obs["state"][: buffer.rows].reshape(-1, state_dim))
-                fitted = True
             owed += cfg.utd * n
             while owed >= 1.0:
                 batch = mixed_batch(buffer, demos, cfg, learner.gen)
@@ -485,6 +519,18 @@ def collect_and_learn(
             on_step(steps, {"episode": info["episode"], "done": done, "scalars": scalars})
         obs, base_action = next_obs, next_base
     return buffer
+
+
+def online_buffer(env: VecEnv, cfg: ResidualConfig, device: torch.device) -> ReplayBuffer:
+    """The empty online replay buffer of a run in ``env``: ``cfg.buffer_size`` transitions."""
+    n = env.num_envs
+    return ReplayBuffer(
+        max(1, cfg.buffer_size // n),
+        n,
+        {"state": (env.observation_spec["state"].shape[0],)},
+        env.action_dim,
+        device=device,
+    )
 
 
 def mixed_batch(

@@ -23,19 +23,21 @@ from robot_rl.algos.residual import (
     ResidualConfig,
     ResidualLearner,
     collect_and_learn,
+    online_buffer,
 )
 from robot_rl.algos.residual_demos import demo_buffer
 from robot_rl.algos.rollout import RolloutStats, rollout
 from robot_rl.algos.safety_sim import attach_safety
-from robot_rl.algos.train_state import write_checkpoint
+from robot_rl.algos.train_state import recover_checkpoint, write_checkpoint
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
 from robot_rl.data import LeRobotDataset
+from robot_rl.data.replay import ReplayBuffer
 from robot_rl.envs import make
 from robot_rl.envs.config import TaskConfig, build_config
 from robot_rl.envs.task_env import TaskEnv
 from robot_rl.envs.vec_env import Obs
-from robot_rl.policies import Policy, load
+from robot_rl.policies import CheckpointError, Policy, load
 from robot_rl.policies.policy import check_noise_scale
 
 
@@ -106,6 +108,9 @@ class TrainResidualJob:
     # at the end, base and checkpoints/best on this many fresh episodes (best was selected on the
     # evaluation episodes, so its score there flatters it); 0: skip
     heldout_episodes: int = 200
+    # a run's checkpoints/last folder: continue it (networks, optimizers, online buffer,
+    # evaluation history) up to algo.env_steps, with the same base, algo and num_envs
+    resume: str | None = None
 
     def __post_init__(self) -> None:
         if self.heldout_episodes < 0:
@@ -116,20 +121,41 @@ class TrainResidualJob:
         check_noise_scale(self.base_noise_scale, "base_noise_scale")
 
 
-def save_residual(directory: Path, learner: ResidualLearner, meta: dict[str, Any]) -> None:
+_NETS = ("actor", "critic", "actor_target", "critic_target")
+TRAINER_TENSORS, TRAINER_JSON = "trainer.safetensors", "trainer.json"
+
+
+def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+
+def save_residual(
+    directory: Path,
+    learner: ResidualLearner,
+    meta: dict[str, Any],
+    replay: ReplayBuffer | None = None,
+) -> None:
     """``config.json`` (algo settings, base checkpoint, counters) + ``residual.safetensors``
-    (actor, critic, their targets, the observation standardization)."""
+    (actor, critic, their targets, the observation standardization). With the online
+    ``replay`` buffer, also what ``resume=`` continues from: ``trainer.safetensors`` (optimizer
+    moments, random stream, the buffer) and ``trainer.json``."""
 
     def write(tmp: Path) -> None:
         tmp.mkdir(parents=True)
-        tensors = {f"actor.{k}": v for k, v in learner.actor.state_dict().items()}
-        tensors |= {f"critic.{k}": v for k, v in learner.critic.state_dict().items()}
-        tensors |= {f"actor_target.{k}": v for k, v in learner.actor_target.state_dict().items()}
-        tensors |= {f"critic_target.{k}": v for k, v in learner.critic_target.state_dict().items()}
+        tensors = {
+            f"{name}.{k}": v
+            for name in _NETS
+            for k, v in getattr(learner, name).state_dict().items()
+        }
         tensors |= {"obs_mean": learner.obs_mean, "obs_std": learner.obs_std}
-        cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        save_file(cpu, str(tmp / "residual.safetensors"), metadata={"format": "pt"})
+        save_file(_cpu(tensors), str(tmp / "residual.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+        if replay is not None:
+            state, trainer = learner.trainer_state()
+            state |= {f"replay.{k}": v for k, v in replay.state_tensors().items()}
+            trainer |= {"replay_head": replay.head, "replay_rows": replay.rows}
+            save_file(_cpu(state), str(tmp / TRAINER_TENSORS), metadata={"format": "pt"})
+            (tmp / TRAINER_JSON).write_text(json.dumps(trainer, indent=2) + "\n")
 
     write_checkpoint(directory, write)
 
@@ -167,17 +193,65 @@ def load_residual(
         obs_dim = tensors["obs_mean"].shape[-1]
         action_dim = tensors["actor.net.0.weight"].shape[1] - obs_dim  # input: state ⊕ base action
         learner = ResidualLearner(obs_dim, action_dim, cfg, device)
-        for name in ("actor", "critic", "actor_target", "critic_target"):
-            part = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(name + ".")}
-            getattr(learner, name).load_state_dict(part)
-        learner.obs_mean = tensors["obs_mean"].to(learner.device)
-        learner.obs_std = tensors["obs_std"].to(learner.device)
+        _load_weights(learner, tensors)
     except (KeyError, RuntimeError) as e:
         msg = str(e).splitlines()[0]
         raise ConfigError(
             f"residual checkpoint {directory} does not match its config: {msg}"
         ) from None
     return learner, meta
+
+
+def _load_weights(learner: ResidualLearner, tensors: dict[str, torch.Tensor]) -> None:
+    for name in _NETS:
+        part = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(name + ".")}
+        getattr(learner, name).load_state_dict(part)
+    learner.obs_mean = tensors["obs_mean"].to(learner.device)
+    learner.obs_std = tensors["obs_std"].to(learner.device)
+    learner.normalizer_fitted = True
+
+
+def resume_residual(
+    directory: Path, learner: ResidualLearner, replay: ReplayBuffer, base: str
+) -> dict[str, Any]:
+    """Load a run's ``checkpoints/last`` (networks, optimizers, random stream, online buffer)
+    into ``learner`` and ``replay``, built from this job's config; returns its config.json
+    (``steps`` done, evaluation ``history``). Anything that does not fit this job (another
+    base, network sizes, num_envs, buffer size) or a damaged file is a one-line ConfigError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = recover_checkpoint(Path(directory))
+    where = f"resume={directory}"
+    try:
+        meta = json.loads((directory / "config.json").read_text())
+        weights = load_file(str(directory / "residual.safetensors"))
+        trainer = json.loads((directory / TRAINER_JSON).read_text())
+        state = load_file(str(directory / TRAINER_TENSORS))
+    except FileNotFoundError as e:
+        raise ConfigError(
+            f"{where}: {Path(str(e.filename)).name} is missing (resume= takes the "
+            "checkpoints/last folder of a `robot-rl train residual` run)"
+        ) from None
+    except (json.JSONDecodeError, SafetensorError, OSError) as e:
+        raise ConfigError(f"{where}: unreadable checkpoint: {e}") from None
+    if "history" not in meta or "steps" not in meta:
+        raise ConfigError(f"{where}: config.json lacks the run's steps and history")
+    if Path(meta.get("base", "")).resolve() != Path(base).resolve():
+        raise ConfigError(f"{where}: the run trained on base={meta.get('base')}, not {base}")
+    try:
+        _load_weights(learner, weights)
+        learner.load_trainer_state(state, trainer)
+        prefix = "replay."
+        columns = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+        replay.load_state_tensors(columns, trainer["replay_head"], trainer["replay_rows"])
+    except (KeyError, RuntimeError, ValueError, CheckpointError) as e:
+        msg = str(e).splitlines()[0]
+        raise ConfigError(
+            f"{where} does not fit this job (algo, num_envs and buffer_size must be the "
+            f"run's): {msg}"
+        ) from None
+    return meta
 
 
 def heldout_comparison(
@@ -251,16 +325,27 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
 
         return evaluate_controller(task, build, episodes, job.eval_envs, seed, job.safety)
 
-    base_stats = evaluate(None)
-    console.print(
-        f"base {job.base}: success {base_stats.success_rate:.1%} on {job.eval_episodes} episodes"
-        + _metrics_text(base_stats)
-    )
-    key, sign = job.select.removeprefix("-"), (-1.0 if job.select.startswith("-") else 1.0)
-    if key not in base_stats.summary():
-        raise ConfigError(
-            f"select={job.select!r}: the evaluation reports {sorted(base_stats.summary())}"
+    replay = online_buffer(env, cfg, device)
+    history: list[dict[str, Any]] = []
+    done_steps, earlier_seconds = 0, 0.0
+    if job.resume:
+        resumed = resume_residual(Path(job.resume), learner, replay, job.base)
+        history, done_steps = resumed["history"], int(resumed["steps"])
+        earlier_seconds = float(resumed.get("wall_seconds", 0.0))
+        console.print(
+            f"resumed {job.resume} at {done_steps} env steps; base success "
+            f"{history[0]['success']:.1%}, latest {history[-1]['success']:.1%}"
         )
+    else:
+        base_stats = evaluate(None)
+        console.print(
+            f"base {job.base}: success {base_stats.success_rate:.1%} on {job.eval_episodes} "
+            "episodes" + _metrics_text(base_stats)
+        )
+    key, sign = job.select.removeprefix("-"), (-1.0 if job.select.startswith("-") else 1.0)
+    reported = history[0] if history else base_stats.summary()
+    if key not in reported:
+        raise ConfigError(f"select={job.select!r}: the evaluation reports {sorted(reported)}")
 
     def score(entry: dict[str, Any]) -> float:
         value = entry[key]
@@ -274,9 +359,9 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
             if k != "episodes":
                 tb.add_scalar(f"eval/{k}", v, steps)
 
-    history: list[dict[str, Any]] = []
-    log_eval(0, base_stats)  # the curves start at the frozen base
-    start, next_eval = time.perf_counter(), job.eval_every
+    if not job.resume:
+        log_eval(0, base_stats)  # the curves start at the frozen base
+    start, next_eval = time.perf_counter(), done_steps + job.eval_every
     meta = {
         "base": str(Path(job.base).resolve()),
         "task": task.name,
@@ -286,7 +371,9 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     }
     try:
         with progress_bar("info") as bar:
-            bar_job = bar.add_task("residual RL", total=cfg.env_steps, info="")
+            bar_job = bar.add_task(
+                "residual RL", total=cfg.env_steps, completed=done_steps, info=""
+            )
 
             def on_step(steps: int, info: dict[str, Any]) -> None:
                 nonlocal next_eval
@@ -300,7 +387,9 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
                         for k, v in sim.summary().items():
                             tb.add_scalar(k, v, steps)
                     info = meta | {"steps": steps, "success": stats.success_rate}
-                    save_residual(out / "checkpoints" / "last", learner, info)
+                    wall = earlier_seconds + time.perf_counter() - start
+                    resumable = info | {"history": history, "wall_seconds": wall}
+                    save_residual(out / "checkpoints" / "last", learner, resumable, replay)
                     if score(history[-1]) > max(score(h) for h in history[:-1]):
                         # better than the base and every earlier evaluation (same episodes)
                         save_residual(out / "checkpoints" / "best", learner, info)
@@ -312,7 +401,17 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
                 bar.update(bar_job, completed=steps)
 
             base = base_runner(policy, env, job.base_noise_scale)
-            collect_and_learn(env, base, cfg, learner, seed=job.seed, demos=demos, on_step=on_step)
+            collect_and_learn(
+                env,
+                base,
+                cfg,
+                learner,
+                seed=job.seed,
+                demos=demos,
+                on_step=on_step,
+                buffer=replay,
+                start_steps=done_steps,
+            )
     finally:
         tb.close()
         env.close()
@@ -321,16 +420,16 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
         "select": job.select,
         "base": history[0],
         "best": best,
-        "base_success": base_stats.success_rate,
+        "base_success": history[0]["success"],
         "final_success": history[-1]["success"],
         "best_success": best["success"],
         "best_env_steps": best["env_steps"],
         "episodes": job.eval_episodes,
         "history": history,
         "env_steps": cfg.env_steps,
-        "wall_seconds": time.perf_counter() - start,
+        "wall_seconds": earlier_seconds + time.perf_counter() - start,
     }
-    plot_residual(history, base_stats.success_rate, out)
+    plot_residual(history, history[0]["success"], out)
     summary_file = out / "residual_summary.json"
     summary_file.write_text(json.dumps(summary, indent=2) + "\n")
     # this run wrote checkpoints/best iff an evaluation beat the base (the folder may still hold

@@ -33,7 +33,7 @@ def optimizer_tensors(optim: torch.optim.Optimizer) -> tuple[dict[str, torch.Ten
 
 
 def load_optimizer(
-    optim: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list, where: Path
+    optim: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list, where: Path | str
 ) -> None:
     """Inverse of :func:`optimizer_tensors`; a mismatch raises :class:`CheckpointError`."""
     state: dict[int, dict[str, torch.Tensor]] = {}

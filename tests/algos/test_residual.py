@@ -399,3 +399,40 @@ def test_collect_and_learn_explores_with_the_configured_noise(warm):
     lag1 = lambda a: (a[1:] * a[:-1]).mean().item()  # noqa: E731
     assert abs(lag1(white)) < 0.1
     assert lag1(actions(0.9)) > 0.6
+
+
+@pytest.mark.parametrize("entropy", [False, True])
+def test_a_saved_run_resumes_exactly_where_it_stopped(tmp_path, entropy):
+    """Networks, optimizer moments, alpha, the random stream and the online buffer come back:
+    the next update of the resumed learner equals the one the original would have made."""
+    from robot_rl.algos.residual_job import resume_residual, save_residual
+
+    cfg = ResidualConfig(hidden=(16, 16), critic_heads=3, actor_every=1, entropy=entropy)
+
+    def fresh(seed: int) -> tuple[ResidualLearner, ReplayBuffer]:
+        return ResidualLearner(3, 2, cfg, seed=seed), ReplayBuffer(10, 4, {"state": (3,)}, 2)
+
+    learner, replay = fresh(0)
+    g = torch.Generator().manual_seed(0)
+    no = torch.zeros(4, dtype=torch.bool)
+    for _ in range(6):
+        s, a = torch.randn(4, 3, generator=g), torch.rand(4, 2, generator=g) * 2 - 1
+        replay.add({"state": s}, a, torch.rand(4, generator=g), no, no, {"state": s + 0.1},
+                   base_action=a * 0.5, next_base_action=a * 0.5)  # fmt: skip
+    learner.fit_normalizer(replay.obs["state"][: replay.rows].reshape(-1, 3))
+    for _ in range(5):
+        learner.update(replay.sample(16, 3, 0.99, learner.gen), train_actor=True)
+    base = tmp_path / "base"
+    meta = {"base": str(base), "steps": 24, "history": [{"env_steps": 0, "success": 0.5}]}
+    save_residual(tmp_path / "last", learner, meta, replay)
+
+    resumed, again = fresh(seed=7)
+    assert resume_residual(tmp_path / "last", resumed, again, str(base))["steps"] == 24
+    assert (again.head, again.rows) == (replay.head, replay.rows)
+    assert resumed.updates == learner.updates == 5 and resumed.normalizer_fitted
+    batch = replay.sample(16, 3, 0.99, torch.Generator().manual_seed(1))
+    assert resumed.update(batch, True) == learner.update(batch, True)
+    for name in ("actor", "critic", "actor_target", "critic_target"):
+        for p, q in zip(getattr(learner, name).parameters(), getattr(resumed, name).parameters()):
+            assert torch.equal(p, q)
+    assert torch.equal(resumed.log_alpha, learner.log_alpha)

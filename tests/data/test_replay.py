@@ -147,3 +147,47 @@ def test_extend_equals_step_by_step_adds_including_wraparound():
         assert torch.equal(getattr(bulk, name), getattr(steps, name)), name
     assert torch.equal(bulk.obs["state"], steps.obs["state"])
     assert torch.equal(bulk.extras["next_base_action"], steps.extras["next_base_action"])
+
+
+def test_saved_state_restores_into_a_fresh_buffer_and_resumption_cuts_the_episodes():
+    buf = filled(capacity=4)  # wrapped: head 1, rows 4
+    again = ReplayBuffer(4, 3, {"state": (1,)}, action_dim=1)
+    again.load_state_tensors(buf.state_tensors(), buf.head, buf.rows)
+    assert (again.head, again.rows) == (buf.head, buf.rows) == (1, 4)
+    for env in range(3):
+        assert at(again, 0, env) == at(buf, 0, env)
+    # A resumed run starts new episodes: the newest row (step 4) becomes a truncation. Adding a
+    # step of a new episode must not extend step 3's window into it.
+    again.cut_episodes()
+    again.add(
+        {"state": torch.full((3, 1), 500.0)},
+        torch.zeros(3, 1),
+        torch.full((3,), 100.0),
+        torch.zeros(3, dtype=torch.bool),
+        torch.zeros(3, dtype=torch.bool),
+        {"state": torch.full((3, 1), 510.0)},
+        base_action=torch.zeros(3, 1),
+        next_base_action=torch.zeros(3, 1),
+    )
+    b = at(again, 1, 0)  # step 3 (the oldest row held is now step 2)
+    assert b["reward"] == pytest.approx(4 + 0.5 * 5)  # the new episode's 100 does not count
+    assert b["discount"] == pytest.approx(0.25)  # a truncation still bootstraps
+    assert b["next_obs.state"] == 50.0  # from the next observation stored before the stop
+    assert at(again, 2, 0)["reward"] == pytest.approx(5.0)  # step 4 alone, bootstrapped
+    assert at(again, 2, 0)["discount"] == pytest.approx(0.5)
+    assert not buf.truncated[0].any()  # a copy: the saved buffer's newest row is untouched
+
+
+def test_a_mismatched_saved_state_is_refused_and_changes_nothing():
+    buf = filled()
+    state = buf.state_tensors()
+    small = ReplayBuffer(4, 3, {"state": (1,)}, action_dim=1)
+    with pytest.raises(ValueError, match="replay column obs.state"):
+        small.load_state_tensors(state, buf.head, buf.rows)
+    assert small.rows == 0 and small.extras == {}
+    same = ReplayBuffer(8, 3, {"state": (1,)}, action_dim=1)
+    with pytest.raises(ValueError, match="lacks"):
+        same.load_state_tensors({k: v for k, v in state.items() if k != "reward"}, 5, 5)
+    with pytest.raises(ValueError, match="outside capacity"):
+        same.load_state_tensors(state, 9, 5)
+    assert same.rows == 0 and not same.action.any()
