@@ -20,6 +20,10 @@ names the learners' config in ``configs/algo/`` and ``--algo`` (JSON) overrides 
 for example, both learners then also apply to the demonstrations); ``--base-noise-scale 0`` runs
 a flow base deterministically.
 
+Each method saves its state at every evaluation under ``--out``/state/ (networks, optimizers,
+replay buffer, curve; safetensors + JSON); ``--resume`` continues from there, so a budget longer
+than one sitting runs in several (the wall seconds reported add up the sittings).
+
 Prints env steps to reach ``--threshold`` success for each and the ratio best-baseline / residual
 (a lower bound when a baseline never reaches it within the budget), writes ``curves.json`` and
 ``curves.png`` to ``--out``.
@@ -41,9 +45,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from robot_rl.algos.residual import ResidualConfig, ResidualLearner, collect_and_learn
+from robot_rl.algos.residual import (
+    ResidualConfig,
+    ResidualLearner,
+    collect_and_learn,
+    online_buffer,
+)
 from robot_rl.algos.residual_demos import demo_buffer
-from robot_rl.algos.residual_job import ResidualController, base_runner, evaluate_controller
+from robot_rl.algos.residual_job import (
+    ResidualController,
+    base_runner,
+    evaluate_controller,
+    resume_residual,
+    save_residual,
+)
+from robot_rl.algos.sac_state import load_sac, save_sac
+from robot_rl.algos.train_state import recover_checkpoint
 from robot_rl.core.errors import ConfigError
 from robot_rl.data import LeRobotDataset
 from robot_rl.envs import load_task_config, make
@@ -68,6 +85,15 @@ class ZeroBase:
         pass
 
 
+def state_dir(args: argparse.Namespace, name: str) -> Path:
+    """Where a method keeps what ``--resume`` continues from (rewritten at every evaluation)."""
+    return Path(args.out) / "state" / name
+
+
+def as_history(curve: Curve) -> list[dict[str, float]]:
+    return [{"env_steps": s, "success": r} for s, r in curve]
+
+
 def run_learner(
     args: argparse.Namespace,
     task: Any,
@@ -75,12 +101,15 @@ def run_learner(
     policy: Any,
     with_base: bool,
     demos: Any,
-) -> Curve:
+) -> tuple[Curve, float]:
+    """The learning curve, and the wall seconds of earlier (resumed) sessions."""
     name = "residual" if with_base else "no_base"
     env = make(task, args.num_envs, seed=args.seed)
     learner = ResidualLearner(
         env.observation_spec["state"].shape[0], env.action_dim, cfg, seed=args.seed
     )
+    replay = online_buffer(env, cfg, learner.device)
+    where, base_path = state_dir(args, name), str(Path(args.base).resolve())
 
     def make_base(e: TaskEnv) -> Any:
         return base_runner(policy, e, args.base_noise_scale) if with_base else ZeroBase(e)
@@ -94,8 +123,15 @@ def run_learner(
         )
         return stats.success_rate
 
-    curve: Curve = [(0, evaluate())]
-    next_eval = args.eval_every
+    done, earlier, t0 = 0, 0.0, time.perf_counter()
+    if args.resume and (recover_checkpoint(where) / "trainer.json").exists():
+        meta = resume_residual(where, learner, replay, base_path)
+        curve: Curve = [(h["env_steps"], h["success"]) for h in meta["history"]]
+        done, earlier = int(meta["steps"]), float(meta["wall_seconds"])
+        print(f"  {name}: resumed at {done} env steps", flush=True)
+    else:
+        curve = [(0, evaluate())]
+    next_eval = done + args.eval_every
 
     def on_step(steps: int, info: dict[str, Any]) -> None:
         nonlocal next_eval
@@ -103,16 +139,20 @@ def run_learner(
             next_eval += args.eval_every
             curve.append((steps, evaluate()))
             print(f"  {name} {steps:>8d} env steps: success {curve[-1][1]:.1%}", flush=True)
+            wall = earlier + time.perf_counter() - t0
+            meta = {"base": base_path, "steps": steps, "history": as_history(curve)}
+            save_residual(where, learner, meta | {"wall_seconds": wall}, replay)
 
     base = make_base(env)
     try:
-        collect_and_learn(env, base, cfg, learner, seed=args.seed, demos=demos, on_step=on_step)
+        collect_and_learn(env, base, cfg, learner, seed=args.seed, demos=demos, on_step=on_step,
+                          buffer=replay, start_steps=done)  # fmt: skip
     finally:
         env.close()
-    return curve
+    return curve, earlier
 
 
-def run_sac(args: argparse.Namespace, task: Any) -> Curve | None:
+def run_sac(args: argparse.Namespace, task: Any) -> tuple[Curve, float] | None:
     try:
         from stable_baselines3 import SAC
         from stable_baselines3.common.callbacks import BaseCallback
@@ -128,6 +168,8 @@ def run_sac(args: argparse.Namespace, task: Any) -> Curve | None:
     spec = TASKS.get(task.name)
     env = gym.make(spec.gym_id, **{"episode_length": task.episode_length})
     model = SAC("MlpPolicy", env, seed=args.seed, verbose=0, device="cpu")
+    where, t0 = state_dir(args, "sb3_sac"), time.perf_counter()
+    saved = load_sac(where, model) if args.resume else None
 
     class SACController:
         def __call__(self, obs: Obs) -> torch.Tensor:
@@ -143,7 +185,12 @@ def run_sac(args: argparse.Namespace, task: Any) -> Curve | None:
         )
         return stats.success_rate
 
-    curve: Curve = [(0, evaluate())]
+    if saved is not None:
+        curve: Curve = [(s, r) for s, r in saved["curve"]]
+        earlier = float(saved["wall_seconds"])
+        print(f"  sb3_sac: resumed at {model.num_timesteps} env steps", flush=True)
+    else:
+        curve, earlier = [(0, evaluate())], 0.0
 
     class Every(BaseCallback):
         def _on_step(self) -> bool:
@@ -153,11 +200,15 @@ def run_sac(args: argparse.Namespace, task: Any) -> Curve | None:
                     f"  sb3_sac {self.num_timesteps:>8d} env steps: success {curve[-1][1]:.1%}",
                     flush=True,
                 )
+                wall = earlier + time.perf_counter() - t0
+                save_sac(where, model, {"curve": curve, "wall_seconds": wall})
             return True
 
-    model.learn(total_timesteps=args.budget, callback=Every())
+    left = args.budget - model.num_timesteps
+    if left > 0:  # a resumed model counts on from its saved steps
+        model.learn(total_timesteps=left, callback=Every(), reset_num_timesteps=saved is None)
     env.close()
-    return curve
+    return curve, earlier
 
 
 def steps_to(curve: Curve | None, threshold: float) -> int | None:
@@ -210,7 +261,10 @@ def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float
     policy = load(args.base)
     task = load_task_config(args.task or policy.config.task, {})
     if name == "sb3_sac":
-        curve = run_sac(args, task)
+        ran = run_sac(args, task)
+        if ran is None:
+            return None, 0.0
+        curve, earlier = ran
     else:
         with_base = name == "residual"
         cfg = learner_config(name, args.resolved_algo, args.budget)
@@ -219,8 +273,8 @@ def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float
         if not with_base:
             for key in ("base_action", "next_base_action"):
                 demos.extras[key].zero_()
-        curve = run_learner(args, task, cfg, policy, with_base, demos)
-    return curve, time.perf_counter() - t0
+        curve, earlier = run_learner(args, task, cfg, policy, with_base, demos)
+    return curve, earlier + time.perf_counter() - t0
 
 
 def main() -> None:
@@ -245,6 +299,11 @@ def main() -> None:
     ap.add_argument("--base-noise-scale", type=float, default=1.0, help="0: deterministic base")
     ap.add_argument("--jobs", type=int, default=1, help="methods run at once, in processes")
     ap.add_argument("--out", default="runs/bench_residual")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue each method from the state it saved in --out at its last evaluation",
+    )
     args = ap.parse_args()
     names = args.methods.split(",")
     unknown = sorted(set(names) - set(METHODS))
