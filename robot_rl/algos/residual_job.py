@@ -174,20 +174,14 @@ def load_residual(
     ``config.json`` (``base`` names the base policy checkpoint it was trained on). No pickle:
     tensors from safetensors, settings from JSON; a missing or damaged file is a one-line
     :class:`ConfigError`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     directory = Path(directory)
-    try:
-        meta = json.loads((directory / "config.json").read_text())
-        tensors = load_file(str(directory / "residual.safetensors"))
-    except FileNotFoundError as e:
-        raise ConfigError(
-            f"{directory} is not a residual checkpoint: {e.filename} is missing (a run writes "
-            "checkpoints/best only when an evaluation beat the base; checkpoints/last always)"
-        ) from None
-    except (json.JSONDecodeError, SafetensorError, OSError) as e:
-        raise ConfigError(f"residual checkpoint {directory} is unreadable: {e}") from None
+    meta, tensors = _read_files(
+        directory,
+        ("config.json", "residual.safetensors"),
+        f"{directory} is not a residual checkpoint: {{}} is missing (a run writes "
+        "checkpoints/best only when an evaluation beat the base; checkpoints/last always)",
+        f"residual checkpoint {directory} is unreadable",
+    )
     cfg = build_config(ResidualConfig, meta.get("algo", {}), where=f"{directory}/config.json")
     try:
         obs_dim = tensors["obs_mean"].shape[-1]
@@ -200,6 +194,25 @@ def load_residual(
             f"residual checkpoint {directory} does not match its config: {msg}"
         ) from None
     return learner, meta
+
+
+def _read_files(directory: Path, names: tuple[str, ...], missing: str, unreadable: str) -> list:
+    """The ``.json`` and ``.safetensors`` files ``names`` of ``directory``, parsed, in order. A
+    missing one is ConfigError(``missing`` formatted with its path), a damaged one
+    ConfigError(``unreadable``: why)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    out: list = []
+    for name in names:
+        path = directory / name
+        try:
+            out.append(json.loads(path.read_text()) if name.endswith(".json") else load_file(path))
+        except FileNotFoundError:
+            raise ConfigError(missing.format(path)) from None
+        except (json.JSONDecodeError, SafetensorError, OSError) as e:
+            raise ConfigError(f"{unreadable}: {e}") from None
+    return out
 
 
 def _load_weights(learner: ResidualLearner, tensors: dict[str, torch.Tensor]) -> None:
@@ -218,23 +231,15 @@ def resume_residual(
     into ``learner`` and ``replay``, built from this job's config; returns its config.json
     (``steps`` done, evaluation ``history``). Anything that does not fit this job (another
     base, network sizes, num_envs, buffer size) or a damaged file is a one-line ConfigError."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     directory = recover_checkpoint(Path(directory))
     where = f"resume={directory}"
-    try:
-        meta = json.loads((directory / "config.json").read_text())
-        weights = load_file(str(directory / "residual.safetensors"))
-        trainer = json.loads((directory / TRAINER_JSON).read_text())
-        state = load_file(str(directory / TRAINER_TENSORS))
-    except FileNotFoundError as e:
-        raise ConfigError(
-            f"{where}: {Path(str(e.filename)).name} is missing (resume= takes the "
-            "checkpoints/last folder of a `robot-rl train residual` run)"
-        ) from None
-    except (json.JSONDecodeError, SafetensorError, OSError) as e:
-        raise ConfigError(f"{where}: unreadable checkpoint: {e}") from None
+    meta, weights, trainer, state = _read_files(
+        directory,
+        ("config.json", "residual.safetensors", TRAINER_JSON, TRAINER_TENSORS),
+        f"{where}: {{}} is missing (resume= takes the checkpoints/last folder of a "
+        "`robot-rl train residual` run)",
+        f"{where}: unreadable checkpoint",
+    )
     if "history" not in meta or "steps" not in meta:
         raise ConfigError(f"{where}: config.json lacks the run's steps and history")
     if Path(meta.get("base", "")).resolve() != Path(base).resolve():
