@@ -39,6 +39,7 @@ import os
 import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ from robot_rl.algos.residual import (
 )
 from robot_rl.algos.residual_demos import demo_buffer
 from robot_rl.algos.residual_job import (
+    TRAINER_JSON,
     ResidualController,
     base_runner,
     evaluate_controller,
@@ -109,7 +111,14 @@ def run_learner(
         env.observation_spec["state"].shape[0], env.action_dim, cfg, seed=args.seed
     )
     replay = online_buffer(env, cfg, learner.device)
-    where, base_path = state_dir(args, name), str(Path(args.base).resolve())
+    where = state_dir(args, name)
+    settings = {  # what a resumed method must share with its saved state
+        "base": str(Path(args.base).resolve()),
+        "algo": asdict(cfg),
+        "seed": args.seed,
+        "eval_episodes": args.eval_episodes,
+        "base_noise_scale": args.base_noise_scale,
+    }
 
     def make_base(e: TaskEnv) -> Any:
         return base_runner(policy, e, args.base_noise_scale) if with_base else ZeroBase(e)
@@ -124,14 +133,14 @@ def run_learner(
         return stats.success_rate
 
     done, earlier, t0 = 0, 0.0, time.perf_counter()
-    if args.resume and (recover_checkpoint(where) / "trainer.json").exists():
-        meta = resume_residual(where, learner, replay, base_path)
+    if args.resume and (recover_checkpoint(where) / TRAINER_JSON).exists():
+        meta = resume_residual(where, learner, replay, settings)
         curve: Curve = [(h["env_steps"], h["success"]) for h in meta["history"]]
         done, earlier = int(meta["steps"]), float(meta["wall_seconds"])
         print(f"  {name}: resumed at {done} env steps", flush=True)
     else:
         curve = [(0, evaluate())]
-    next_eval = done + args.eval_every
+    next_eval = (done // args.eval_every + 1) * args.eval_every  # where an unbroken run would
 
     def on_step(steps: int, info: dict[str, Any]) -> None:
         nonlocal next_eval
@@ -140,8 +149,8 @@ def run_learner(
             curve.append((steps, evaluate()))
             print(f"  {name} {steps:>8d} env steps: success {curve[-1][1]:.1%}", flush=True)
             wall = earlier + time.perf_counter() - t0
-            meta = {"base": base_path, "steps": steps, "history": as_history(curve)}
-            save_residual(where, learner, meta | {"wall_seconds": wall}, replay)
+            meta = settings | {"steps": steps, "history": as_history(curve), "wall_seconds": wall}
+            save_residual(where, learner, meta, replay)
 
     base = make_base(env)
     try:

@@ -33,7 +33,7 @@ from robot_rl.algos.td import (
     polyak,
     smoothed_action,
 )
-from robot_rl.algos.train_state import load_optimizer, optimizer_tensors
+from robot_rl.algos.train_state import load_optimizer, optimizer_tensors, strip_prefix
 from robot_rl.core.errors import ConfigError
 from robot_rl.data.replay import ReplayBuffer
 from robot_rl.envs.vec_env import Obs, VecEnv
@@ -328,9 +328,7 @@ class ResidualLearner:
         """Inverse of :meth:`trainer_state`; a mismatch raises ``CheckpointError``/``KeyError``."""
         for name in self._OPTIMS:
             prefix = name + "."
-            moments = {
-                k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)
-            }
+            moments = strip_prefix(tensors, prefix)
             load_optimizer(getattr(self, name), moments, meta[f"{name}.param_groups"], name)
         with torch.no_grad():
             self.log_alpha.copy_(tensors["log_alpha"].reshape(()))

@@ -28,7 +28,12 @@ from robot_rl.algos.residual import (
 from robot_rl.algos.residual_demos import demo_buffer
 from robot_rl.algos.rollout import RolloutStats, rollout
 from robot_rl.algos.safety_sim import attach_safety
-from robot_rl.algos.train_state import recover_checkpoint, write_checkpoint
+from robot_rl.algos.train_state import (
+    read_files,
+    recover_checkpoint,
+    strip_prefix,
+    write_checkpoint,
+)
 from robot_rl.core.errors import ConfigError
 from robot_rl.core.progress import progress_bar
 from robot_rl.data import LeRobotDataset
@@ -175,7 +180,7 @@ def load_residual(
     tensors from safetensors, settings from JSON; a missing or damaged file is a one-line
     :class:`ConfigError`."""
     directory = Path(directory)
-    meta, tensors = _read_files(
+    meta, tensors = read_files(
         directory,
         ("config.json", "residual.safetensors"),
         f"{directory} is not a residual checkpoint: {{}} is missing (a run writes "
@@ -196,44 +201,48 @@ def load_residual(
     return learner, meta
 
 
-def _read_files(directory: Path, names: tuple[str, ...], missing: str, unreadable: str) -> list:
-    """The ``.json`` and ``.safetensors`` files ``names`` of ``directory``, parsed, in order. A
-    missing one is ConfigError(``missing`` formatted with its path), a damaged one
-    ConfigError(``unreadable``: why)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    out: list = []
-    for name in names:
-        path = directory / name
-        try:
-            out.append(json.loads(path.read_text()) if name.endswith(".json") else load_file(path))
-        except FileNotFoundError:
-            raise ConfigError(missing.format(path)) from None
-        except (json.JSONDecodeError, SafetensorError, OSError) as e:
-            raise ConfigError(f"{unreadable}: {e}") from None
-    return out
-
-
 def _load_weights(learner: ResidualLearner, tensors: dict[str, torch.Tensor]) -> None:
     for name in _NETS:
-        part = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(name + ".")}
+        part = strip_prefix(tensors, name + ".")
         getattr(learner, name).load_state_dict(part)
     learner.obs_mean = tensors["obs_mean"].to(learner.device)
     learner.obs_std = tensors["obs_std"].to(learner.device)
     learner.normalizer_fitted = True
 
 
+def _settings_differ(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The settings of ``wanted`` (a run's config.json entries) that ``saved`` has otherwise;
+    ``algo.env_steps`` may grow."""
+
+    def plain(d: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(json.dumps(d))  # tuples become lists, as in the saved file
+
+    saved, wanted = plain(saved), plain(wanted)
+    differ = [
+        f"algo.{k}"
+        for k, v in wanted.get("algo", {}).items()
+        if k != "env_steps" and saved.get("algo", {}).get(k) != v
+    ]
+    return differ + [k for k, v in wanted.items() if k != "algo" and saved.get(k) != v]
+
+
+def _lookup(meta: dict[str, Any], key: str) -> Any:
+    section, _, name = key.partition(".")
+    return meta.get(section, {}).get(name) if name else meta.get(key)
+
+
 def resume_residual(
-    directory: Path, learner: ResidualLearner, replay: ReplayBuffer, base: str
+    directory: Path, learner: ResidualLearner, replay: ReplayBuffer, settings: dict[str, Any]
 ) -> dict[str, Any]:
     """Load a run's ``checkpoints/last`` (networks, optimizers, random stream, online buffer)
     into ``learner`` and ``replay``, built from this job's config; returns its config.json
-    (``steps`` done, evaluation ``history``). Anything that does not fit this job (another
-    base, network sizes, num_envs, buffer size) or a damaged file is a one-line ConfigError."""
+    (``steps`` done, evaluation ``history``). ``settings`` are this job's config.json entries
+    (base, task, algo, ...): any that differ from the run's (except a larger
+    ``algo.env_steps``), a buffer of another shape (num_envs) or a damaged file is a one-line
+    ConfigError."""
     directory = recover_checkpoint(Path(directory))
     where = f"resume={directory}"
-    meta, weights, trainer, state = _read_files(
+    meta, weights, trainer, state = read_files(
         directory,
         ("config.json", "residual.safetensors", TRAINER_JSON, TRAINER_TENSORS),
         f"{where}: {{}} is missing (resume= takes the checkpoints/last folder of a "
@@ -242,19 +251,20 @@ def resume_residual(
     )
     if "history" not in meta or "steps" not in meta:
         raise ConfigError(f"{where}: config.json lacks the run's steps and history")
-    if Path(meta.get("base", "")).resolve() != Path(base).resolve():
-        raise ConfigError(f"{where}: the run trained on base={meta.get('base')}, not {base}")
+    differ = _settings_differ(meta, settings)
+    if differ:
+        shown = ", ".join(f"{k}={_lookup(meta, k)!r}" for k in differ)
+        raise ConfigError(f"{where}: the run had {shown}; a resumed run keeps its settings")
     try:
         _load_weights(learner, weights)
         learner.load_trainer_state(state, trainer)
         prefix = "replay."
-        columns = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+        columns = strip_prefix(state, prefix)
         replay.load_state_tensors(columns, trainer["replay_head"], trainer["replay_rows"])
     except (KeyError, RuntimeError, ValueError, CheckpointError) as e:
         msg = str(e).splitlines()[0]
         raise ConfigError(
-            f"{where} does not fit this job (algo, num_envs and buffer_size must be the "
-            f"run's): {msg}"
+            f"{where} does not fit this job (num_envs and device must be the run's): {msg}"
         ) from None
     return meta
 
@@ -302,6 +312,13 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     policy = load(job.base, device=device)
     (task,) = eval_task_configs(policy, job.task, [job.task.get("name") or policy.config.task])
     out = Path(job.out or f"runs/residual_{task.name}")
+    if job.resume:  # a run continues in its own folder, where its best checkpoint is
+        run = Path(job.resume).resolve().parent.parent
+        if job.out and out.resolve() != run:
+            raise ConfigError(
+                f"resume={job.resume} continues the run in {run}: drop out= or pass out={run}"
+            )
+        out = run
     out.mkdir(parents=True, exist_ok=True)
     env = make(task, job.num_envs, seed=job.seed)
     sim = attach_safety(env, job.safety) if job.safety else None
@@ -330,11 +347,20 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
 
         return evaluate_controller(task, build, episodes, job.eval_envs, seed, job.safety)
 
+    meta = {
+        "base": str(Path(job.base).resolve()),
+        "task": task.name,
+        "algo": asdict(cfg),
+        "safety": job.safety,
+        "base_noise_scale": job.base_noise_scale,
+        "seed": job.seed,
+        "eval_episodes": job.eval_episodes,
+    }
     replay = online_buffer(env, cfg, device)
     history: list[dict[str, Any]] = []
     done_steps, earlier_seconds = 0, 0.0
     if job.resume:
-        resumed = resume_residual(Path(job.resume), learner, replay, job.base)
+        resumed = resume_residual(Path(job.resume), learner, replay, meta)
         history, done_steps = resumed["history"], int(resumed["steps"])
         earlier_seconds = float(resumed.get("wall_seconds", 0.0))
         console.print(
@@ -366,14 +392,8 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
 
     if not job.resume:
         log_eval(0, base_stats)  # the curves start at the frozen base
-    start, next_eval = time.perf_counter(), done_steps + job.eval_every
-    meta = {
-        "base": str(Path(job.base).resolve()),
-        "task": task.name,
-        "algo": asdict(cfg),
-        "safety": job.safety,
-        "base_noise_scale": job.base_noise_scale,
-    }
+    # the next multiple of eval_every: a resumed run evaluates where an unbroken one would
+    start, next_eval = time.perf_counter(), (done_steps // job.eval_every + 1) * job.eval_every
     try:
         with progress_bar("info") as bar:
             bar_job = bar.add_task(
@@ -392,12 +412,13 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
                         for k, v in sim.summary().items():
                             tb.add_scalar(k, v, steps)
                     info = meta | {"steps": steps, "success": stats.success_rate}
+                    if score(history[-1]) > max(score(h) for h in history[:-1]):
+                        # better than the base and every earlier evaluation (same episodes);
+                        # before last, whose history a resumed run takes as done
+                        save_residual(out / "checkpoints" / "best", learner, info)
                     wall = earlier_seconds + time.perf_counter() - start
                     resumable = info | {"history": history, "wall_seconds": wall}
                     save_residual(out / "checkpoints" / "last", learner, resumable, replay)
-                    if score(history[-1]) > max(score(h) for h in history[:-1]):
-                        # better than the base and every earlier evaluation (same episodes)
-                        save_residual(out / "checkpoints" / "best", learner, info)
                     bar.update(bar_job, info=f"success {stats.success_rate:.0%}")
                     console.print(
                         f"env steps {steps}: base+residual success {stats.success_rate:.1%}"

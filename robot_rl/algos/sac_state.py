@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from robot_rl.algos.train_state import (
     load_optimizer,
     optimizer_tensors,
+    read_files,
     recover_checkpoint,
+    strip_prefix,
     write_checkpoint,
 )
 from robot_rl.core.errors import ConfigError
@@ -80,19 +81,16 @@ def load_sac(directory: Path, model: Any) -> dict[str, Any] | None:
     if not (directory / META_FILE).exists():
         return None
     where = f"SAC state {directory}"
+    saved, tensors = read_files(
+        directory, (META_FILE, STATE_FILE), f"{where}: {{}} is missing", f"{where} is unreadable"
+    )
     try:
-        saved = json.loads((directory / META_FILE).read_text())
-        tensors = load_file(str(directory / STATE_FILE))
         state = saved["sac"]
-        policy = {
-            k.removeprefix("policy."): v for k, v in tensors.items() if k.startswith("policy.")
-        }
+        policy = strip_prefix(tensors, "policy.")
         model.policy.load_state_dict(policy)
         for name, optim in _optimizers(model).items():
             prefix = f"{name}_optim."
-            moments = {
-                k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)
-            }
+            moments = strip_prefix(tensors, prefix)
             load_optimizer(optim, moments, state["param_groups"][name], where)
         if model.log_ent_coef is not None:
             with torch.no_grad():
@@ -103,10 +101,6 @@ def load_sac(directory: Path, model: Any) -> dict[str, Any] | None:
             getattr(rb, key)[: len(values)] = values
         rb.pos, rb.full = int(state["replay_pos"]), bool(state["replay_full"])
         model.num_timesteps, model._n_updates = int(state["num_timesteps"]), int(state["n_updates"])
-    except FileNotFoundError as e:
-        raise ConfigError(f"{where}: {Path(str(e.filename)).name} is missing") from None
-    except (json.JSONDecodeError, SafetensorError, OSError) as e:
-        raise ConfigError(f"{where} is unreadable: {e}") from None
     except (KeyError, ValueError, RuntimeError) as e:
         msg = str(e).splitlines()[0] if str(e) else repr(e)
         raise ConfigError(f"{where} does not fit this SAC model: {msg}") from None

@@ -14,6 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from robot_rl.core.errors import ConfigError
 from robot_rl.data.storage import fsync_dir
 from robot_rl.policies import CheckpointError
 
@@ -108,3 +109,24 @@ def read_trainer(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
     if not isinstance(meta, dict) or "step" not in meta or "param_groups" not in meta:
         raise CheckpointError(f"{meta_path} lacks 'step' or 'param_groups'")
     return meta, tensors
+
+
+def read_files(directory: Path, names: tuple[str, ...], missing: str, unreadable: str) -> list:
+    """The ``.json`` and ``.safetensors`` files ``names`` of ``directory``, parsed, in order. A
+    missing one is ConfigError(``missing`` formatted with its path), a damaged one
+    ConfigError(``unreadable``: why)."""
+    out: list = []
+    for name in names:
+        path = directory / name
+        try:
+            out.append(json.loads(path.read_text()) if name.endswith(".json") else load_file(path))
+        except FileNotFoundError:
+            raise ConfigError(missing.format(path)) from None
+        except (json.JSONDecodeError, SafetensorError, OSError) as e:
+            raise ConfigError(f"{unreadable}: {e}") from None
+    return out
+
+
+def strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``tensors`` named ``prefix…``, without the prefix (one saved part)."""
+    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -422,12 +423,12 @@ def test_a_saved_run_resumes_exactly_where_it_stopped(tmp_path, entropy):
     learner.fit_normalizer(replay.obs["state"][: replay.rows].reshape(-1, 3))
     for _ in range(5):
         learner.update(replay.sample(16, 3, 0.99, learner.gen), train_actor=True)
-    base = tmp_path / "base"
-    meta = {"base": str(base), "steps": 24, "history": [{"env_steps": 0, "success": 0.5}]}
+    settings = {"base": str(tmp_path / "base"), "algo": asdict(cfg)}
+    meta = settings | {"steps": 24, "history": [{"env_steps": 0, "success": 0.5}]}
     save_residual(tmp_path / "last", learner, meta, replay)
 
     resumed, again = fresh(seed=7)
-    assert resume_residual(tmp_path / "last", resumed, again, str(base))["steps"] == 24
+    assert resume_residual(tmp_path / "last", resumed, again, settings)["steps"] == 24
     assert (again.head, again.rows) == (replay.head, replay.rows)
     assert resumed.updates == learner.updates == 5 and resumed.normalizer_fitted
     batch = replay.sample(16, 3, 0.99, torch.Generator().manual_seed(1))

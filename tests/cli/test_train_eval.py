@@ -274,36 +274,43 @@ def test_train_residual_resumes_from_its_last_checkpoint(trained, tmp_path, caps
     from robot_rl.algos.residual_job import load_residual
 
     out, base = tmp_path / "res", trained / "checkpoints" / "last"
-    args = ["train", "residual", f"base={base}", f"out={out}", "num_envs=4", "heldout_episodes=0"]
+    args = ["train", "residual", f"base={base}", "num_envs=4", "heldout_episodes=0"]
     args += ["algo.warmup_env_steps=40", "algo.utd=0.25", "algo.critic_warmup_updates=1"]
-    args += ["eval_every=80", "eval_episodes=2", "eval_envs=2", "task.episode_length=20"]
-    assert main([*args, "algo.env_steps=80"]) == 0
+    args += ["eval_every=50", "eval_episodes=2", "eval_envs=2", "task.episode_length=20"]
+    assert main([*args, f"out={out}", "algo.env_steps=60"]) == 0
     last = out / "checkpoints" / "last"
-    # one update per vector step of 4 envs once the 40 warm-up steps are done: 10 by step 80
-    assert json.loads((last / "trainer.json").read_text())["updates"] == 10
-    assert main([*args, "algo.env_steps=160", f"resume={last}"]) == 0
+    # one update per vector step of 4 envs once the 40 warm-up steps are done: 5 by step 60
+    assert json.loads((last / "trainer.json").read_text())["updates"] == 5
+    assert main([*args, "algo.env_steps=160", f"resume={last}"]) == 0  # out: the run's own
     summary = json.loads((out / "residual_summary.json").read_text())
-    assert [h["env_steps"] for h in summary["history"]] == [0, 80, 160]  # the base's entry kept
+    # the base's entry is kept, and evaluations fall where an unbroken run's would (100, 152)
+    assert [h["env_steps"] for h in summary["history"]] == [0, 52, 60, 100, 152, 160]
     trainer = json.loads((last / "trainer.json").read_text())
-    assert trainer["updates"] == 30  # counting on from 10, as one run of 160 steps would
+    assert trainer["updates"] == 30  # counting on from 5, as one run of 160 steps would
     assert trainer["replay_rows"] == 40
     assert load_residual(last)[1]["steps"] == 160
 
     # what does not fit is refused in one line, before any training
+    more = [*args, "algo.env_steps=240", f"resume={last}"]
     capsys.readouterr()
-    assert main([*args, "algo.env_steps=240", f"resume={last}", "num_envs=2"]) == 2
+    assert main([*more, "num_envs=2"]) == 2
     assert "does not fit this job" in capsys.readouterr().err
+    assert main([*more, "algo.residual_penalty=0.5"]) == 2
+    assert "the run had algo.residual_penalty=0.0" in capsys.readouterr().err
+    assert main([*more, f"out={tmp_path / 'elsewhere'}"]) == 2
+    assert "continues the run in" in capsys.readouterr().err
     other = tmp_path / "other_base"
     shutil.copytree(base, other)
-    assert main([*args, "algo.env_steps=240", f"resume={last}", f"base={other}"]) == 2
-    assert "trained on base=" in capsys.readouterr().err
-    bare = tmp_path / "bare"
+    assert main([*more, f"base={other}"]) == 2
+    assert "the run had base=" in capsys.readouterr().err
+    bare = tmp_path / "bare" / "checkpoints" / "last"
     shutil.copytree(last, bare)
     (bare / "trainer.json").unlink()  # e.g. checkpoints/best: weights only
-    assert main([*args, "algo.env_steps=240", f"resume={bare}"]) == 2
+    resume_bare = [*args, "algo.env_steps=240", f"resume={bare}"]
+    assert main(resume_bare) == 2
     assert "trainer.json is missing" in capsys.readouterr().err
     (bare / "trainer.json").write_text("{")
-    assert main([*args, "algo.env_steps=240", f"resume={bare}"]) == 2
+    assert main(resume_bare) == 2
     assert "unreadable" in capsys.readouterr().err
 
 
