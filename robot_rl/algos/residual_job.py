@@ -29,9 +29,11 @@ from robot_rl.algos.residual_demos import demo_buffer
 from robot_rl.algos.rollout import RolloutStats, rollout
 from robot_rl.algos.safety_sim import attach_safety
 from robot_rl.algos.train_state import (
+    TRAINER_FILE,
     read_files,
     recover_checkpoint,
     strip_prefix,
+    to_cpu,
     write_checkpoint,
 )
 from robot_rl.core.errors import ConfigError
@@ -127,11 +129,7 @@ class TrainResidualJob:
 
 
 _NETS = ("actor", "critic", "actor_target", "critic_target")
-TRAINER_TENSORS, TRAINER_JSON = "trainer.safetensors", "trainer.json"
-
-
-def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+TRAINER_TENSORS, TRAINER_JSON = "trainer.safetensors", TRAINER_FILE
 
 
 def save_residual(
@@ -153,13 +151,13 @@ def save_residual(
             for k, v in getattr(learner, name).state_dict().items()
         }
         tensors |= {"obs_mean": learner.obs_mean, "obs_std": learner.obs_std}
-        save_file(_cpu(tensors), str(tmp / "residual.safetensors"), metadata={"format": "pt"})
+        save_file(to_cpu(tensors), str(tmp / "residual.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
         if replay is not None:
             state, trainer = learner.trainer_state()
             state |= {f"replay.{k}": v for k, v in replay.state_tensors().items()}
             trainer |= {"replay_head": replay.head, "replay_rows": replay.rows}
-            save_file(_cpu(state), str(tmp / TRAINER_TENSORS), metadata={"format": "pt"})
+            save_file(to_cpu(state), str(tmp / TRAINER_TENSORS), metadata={"format": "pt"})
             (tmp / TRAINER_JSON).write_text(json.dumps(trainer, indent=2) + "\n")
 
     write_checkpoint(directory, write)

@@ -24,6 +24,7 @@ from robot_rl.algos.train_state import (
     read_files,
     recover_checkpoint,
     strip_prefix,
+    to_cpu,
     write_checkpoint,
 )
 from robot_rl.core.errors import ConfigError
@@ -58,8 +59,7 @@ def save_sac(directory: Path, model: Any, meta: dict[str, Any]) -> None:
             tensors[f"replay.{key}"] = torch.from_numpy(
                 np.ascontiguousarray(getattr(rb, key)[:filled])
             )
-        cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        save_file(cpu, str(tmp / STATE_FILE), metadata={"format": "pt"})
+        save_file(to_cpu(tensors), str(tmp / STATE_FILE), metadata={"format": "pt"})
         state = {
             "num_timesteps": model.num_timesteps,
             "n_updates": model._n_updates,

@@ -130,3 +130,8 @@ def read_files(directory: Path, names: tuple[str, ...], missing: str, unreadable
 def strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The entries of ``tensors`` named ``prefix…``, without the prefix (one saved part)."""
     return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def to_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached contiguous CPU copies, as safetensors writes them."""
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
