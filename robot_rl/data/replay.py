@@ -141,38 +141,48 @@ class ReplayBuffer:
         self.rows = min(self.rows + t, self.capacity)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Every stored column by name, for a resumable checkpoint (with ``head`` and ``rows``;
+        """Every stored column by name, its written rows only (``[:rows]``: until the ring wraps
+        the head is at ``rows``), for a resumable checkpoint (with ``head`` and ``rows``;
         :meth:`load_state_tensors` puts them back)."""
         tensors = {f"obs.{k}": v for k, v in self.obs.items()}
         tensors |= {f"next_obs.{k}": v for k, v in self.next_obs.items()}
         tensors |= {"action": self.action, "reward": self.reward}
         tensors |= {"terminated": self.terminated, "truncated": self.truncated}
-        return tensors | {f"extras.{k}": v for k, v in self.extras.items()}
+        tensors |= {f"extras.{k}": v for k, v in self.extras.items()}
+        return {k: v[: self.rows] for k, v in tensors.items()}
 
     def load_state_tensors(self, tensors: Mapping[str, torch.Tensor], head: int, rows: int) -> None:
-        """Restore :meth:`state_tensors` of a buffer of the same capacity, width and shapes; a
+        """Restore :meth:`state_tensors` into a buffer of the same capacity, width and shapes; a
         mismatch is a one-line ``ValueError`` and leaves this buffer as it was."""
-        want = self.state_tensors()
+        if not (0 <= rows <= self.capacity and 0 <= head < self.capacity) or (
+            rows < self.capacity and head != rows
+        ):
+            raise ValueError(f"replay head {head} / rows {rows} outside capacity {self.capacity}")
+        saved, self.rows = self.rows, rows
+        want = self.state_tensors()  # this buffer's columns, cut to the saved rows
+        self.rows = saved
         extras = {k for k in tensors if k.startswith("extras.")}
         missing = sorted(set(want) - set(tensors))
         if missing:
             raise ValueError(f"replay state lacks {missing}")
         for k, v in tensors.items():
             ref = want.get(k)
-            shape = (self.capacity, self.num_envs)
+            shape = (rows, self.num_envs)
             if (ref is not None and (v.shape != ref.shape or v.dtype != ref.dtype)) or (
                 k in extras and tuple(v.shape[:2]) != shape
             ):
                 raise ValueError(
                     f"replay column {k} is {tuple(v.shape)} {v.dtype}, this buffer holds "
-                    f"{tuple(ref.shape) if ref is not None else shape} (capacity x envs)"
+                    f"{tuple(ref.shape) if ref is not None else shape} (rows x envs)"
                 )
-        if not (0 <= rows <= self.capacity and 0 <= head < self.capacity):
-            raise ValueError(f"replay head {head} / rows {rows} outside capacity {self.capacity}")
         for k in want:
             want[k].copy_(tensors[k])
         for k in extras:
-            self.extras[k.removeprefix("extras.")] = tensors[k].to(self.device).clone()
+            column = tensors[k].to(self.device)
+            self.extras[k.removeprefix("extras.")] = torch.zeros(
+                self.capacity, *column.shape[1:], dtype=column.dtype, device=self.device
+            )
+            self.extras[k.removeprefix("extras.")][:rows] = column
         self.head, self.rows = head, rows
 
     def cut_episodes(self) -> None:

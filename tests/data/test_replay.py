@@ -181,13 +181,17 @@ def test_saved_state_restores_into_a_fresh_buffer_and_resumption_cuts_the_episod
 def test_a_mismatched_saved_state_is_refused_and_changes_nothing():
     buf = filled()
     state = buf.state_tensors()
-    small = ReplayBuffer(4, 3, {"state": (1,)}, action_dim=1)
+    assert state["action"].shape == (5, 3, 1)  # the written rows only, not the capacity of 8
+    small = ReplayBuffer(8, 3, {"state": (2,)}, action_dim=1)
     with pytest.raises(ValueError, match="replay column obs.state"):
         small.load_state_tensors(state, buf.head, buf.rows)
     assert small.rows == 0 and small.extras == {}
+    with pytest.raises(ValueError, match="outside capacity"):
+        ReplayBuffer(4, 3, {"state": (1,)}, action_dim=1).load_state_tensors(state, 1, 5)
     same = ReplayBuffer(8, 3, {"state": (1,)}, action_dim=1)
     with pytest.raises(ValueError, match="lacks"):
         same.load_state_tensors({k: v for k, v in state.items() if k != "reward"}, 5, 5)
-    with pytest.raises(ValueError, match="outside capacity"):
-        same.load_state_tensors(state, 9, 5)
+    for head, rows in ((9, 5), (3, 5)):  # beyond the ring; a head off the unwrapped rows
+        with pytest.raises(ValueError, match="outside capacity"):
+            same.load_state_tensors(state, head, rows)
     assert same.rows == 0 and not same.action.any()
