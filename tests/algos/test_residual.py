@@ -172,11 +172,11 @@ def test_arm_push_recipe_fits_the_task():
     plain = to_container(compose_config("train_residual", ["algo=residual"]))["algo"]
     changed = {k: v for k, v in raw.items() if plain.get(k) != v}
     assert changed == {
-        "env_steps": 300000,
+        "env_steps": 125000,
         "action_scale_per_dim": [0.3, 0.3, 0.3, 0, 0, 0, 0],
         "explore_std": 0.15,
         "explore_correlation": 0.9,
-        "residual_penalty": 0.01,
+        "residual_penalty": 0.1,
         "hidden": [128, 128],
         "critic_heads": 5,
         "utd": 0.5,
