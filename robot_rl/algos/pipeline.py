@@ -34,9 +34,9 @@ from robot_rl.policies.policy import check_noise_scale
 class ResidualStage:
     """Stage 4 of the pipeline: residual RL on the frozen BC policy (``pipeline.yaml: residual``).
 
-    Off by default (``env_steps: 0``): on arm_push it lifts the BC policy by 2.5–12 points on
-    fresh episodes, but needs 100k–300k env steps, about an hour on 2 CPU cores (BENCHMARKS.md,
-    residual RL).
+    Off by default (``env_steps: 0``): on arm_push its recipe (``residual_arm_push``) lifts the
+    BC policy by 2.5–6 points on fresh episodes, but runs 125k env steps, 1–1.5 h on 2 CPU cores
+    (BENCHMARKS.md, residual RL).
     """
 
     env_steps: int = 0  # 0 skips the stage

@@ -140,49 +140,54 @@ class ReplayBuffer:
         self.head = (self.head + t) % self.capacity
         self.rows = min(self.rows + t, self.capacity)
 
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Every stored column by name, its written rows only (``[:rows]``: until the ring wraps
-        the head is at ``rows``), for a resumable checkpoint (with ``head`` and ``rows``;
-        :meth:`load_state_tensors` puts them back)."""
+    def _columns(self) -> dict[str, torch.Tensor]:
+        """Every stored column by name, whole (``capacity`` rows)."""
         tensors = {f"obs.{k}": v for k, v in self.obs.items()}
         tensors |= {f"next_obs.{k}": v for k, v in self.next_obs.items()}
         tensors |= {"action": self.action, "reward": self.reward}
         tensors |= {"terminated": self.terminated, "truncated": self.truncated}
-        tensors |= {f"extras.{k}": v for k, v in self.extras.items()}
-        return {k: v[: self.rows] for k, v in tensors.items()}
+        return tensors | {f"extras.{k}": v for k, v in self.extras.items()}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Every stored column by name, its written rows only (``[:rows]``: until the ring wraps
+        the head is at ``rows``), for a resumable checkpoint (with ``head`` and ``rows``;
+        :meth:`load_state_tensors` puts them back)."""
+        return {k: v[: self.rows] for k, v in self._columns().items()}
 
     def load_state_tensors(self, tensors: Mapping[str, torch.Tensor], head: int, rows: int) -> None:
-        """Restore :meth:`state_tensors` into a buffer of the same capacity, width and shapes; a
-        mismatch is a one-line ``ValueError`` and leaves this buffer as it was."""
-        if not (0 <= rows <= self.capacity and 0 <= head < self.capacity) or (
-            rows < self.capacity and head != rows
-        ):
+        """Restore :meth:`state_tensors` into a buffer of the same width and shapes and a
+        capacity of at least ``rows`` (the saved capacity once the ring wrapped). Columns saved
+        whole (``capacity`` rows, as checkpoints before the rows-only format) are read to
+        ``rows``. A mismatch is a one-line ``ValueError`` and leaves this buffer as it was.
+        Rows past ``rows`` keep whatever they held: sampling never reads them."""
+        if not (0 <= rows <= self.capacity and 0 <= head < self.capacity):
             raise ValueError(f"replay head {head} / rows {rows} outside capacity {self.capacity}")
-        saved, self.rows = self.rows, rows
-        want = self.state_tensors()  # this buffer's columns, cut to the saved rows
-        self.rows = saved
-        extras = {k for k in tensors if k.startswith("extras.")}
+        if rows < self.capacity and head != rows:
+            raise ValueError(f"replay head {head} must equal rows {rows} until the ring wraps")
+        want = {k: v[:rows] for k, v in self._columns().items()}
         missing = sorted(set(want) - set(tensors))
         if missing:
             raise ValueError(f"replay state lacks {missing}")
-        for k, v in tensors.items():
+        saved = {
+            k: (v[:rows] if v.shape[:1] == (self.capacity,) else v) for k, v in tensors.items()
+        }
+        for k, v in saved.items():
             ref = want.get(k)
             shape = (rows, self.num_envs)
             if (ref is not None and (v.shape != ref.shape or v.dtype != ref.dtype)) or (
-                k in extras and tuple(v.shape[:2]) != shape
+                k.startswith("extras.") and tuple(v.shape[:2]) != shape
             ):
                 raise ValueError(
                     f"replay column {k} is {tuple(v.shape)} {v.dtype}, this buffer holds "
                     f"{tuple(ref.shape) if ref is not None else shape} (rows x envs)"
                 )
         for k in want:
-            want[k].copy_(tensors[k])
-        for k in extras:
-            column = tensors[k].to(self.device)
-            self.extras[k.removeprefix("extras.")] = torch.zeros(
-                self.capacity, *column.shape[1:], dtype=column.dtype, device=self.device
-            )
-            self.extras[k.removeprefix("extras.")][:rows] = column
+            want[k].copy_(saved[k])
+        for k, v in saved.items():
+            if k.startswith("extras."):
+                column = torch.zeros(self.capacity, *v.shape[1:], dtype=v.dtype, device=self.device)
+                column[:rows] = v
+                self.extras[k.removeprefix("extras.")] = column
         self.head, self.rows = head, rows
 
     def cut_episodes(self) -> None:

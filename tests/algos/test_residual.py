@@ -430,6 +430,8 @@ def test_a_saved_run_resumes_exactly_where_it_stopped(tmp_path, entropy):
     resumed, again = fresh(seed=7)
     assert resume_residual(tmp_path / "last", resumed, again, settings)["steps"] == 24
     assert (again.head, again.rows) == (replay.head, replay.rows)
+    for name, column in replay.state_tensors().items():  # the online buffer, row for row
+        assert torch.equal(again.state_tensors()[name], column), name
     assert resumed.updates == learner.updates == 5 and resumed.normalizer_fitted
     batch = replay.sample(16, 3, 0.99, torch.Generator().manual_seed(1))
     assert resumed.update(batch, True) == learner.update(batch, True)

@@ -178,6 +178,31 @@ def test_saved_state_restores_into_a_fresh_buffer_and_resumption_cuts_the_episod
     assert not buf.truncated[0].any()  # a copy: the saved buffer's newest row is untouched
 
 
+def test_a_half_filled_buffer_saves_its_written_rows_and_restores_them_to_grow_and_wrap():
+    buf = filled()  # capacity 8, 5 rows: the ring has not wrapped
+    state = buf.state_tensors()
+    assert {tuple(v.shape[:2]) for v in state.values()} == {(5, 3)}
+    again = ReplayBuffer(8, 3, {"state": (1,)}, action_dim=1)
+    again.load_state_tensors(state, buf.head, buf.rows)
+    assert again.extras["base_action"].shape == (8, 3, 1)  # room for the rows still to come
+    for step in range(5):
+        for env in range(3):
+            assert at(again, step, env) == at(buf, step, env), (step, env)
+    # checkpoints written before the rows-only format hold whole columns: read to rows
+    legacy = ReplayBuffer(8, 3, {"state": (1,)}, action_dim=1)
+    legacy.load_state_tensors(buf._columns(), buf.head, buf.rows)
+    assert at(legacy, 3, 1) == at(buf, 3, 1)
+    for t in range(5):  # both grow on and wrap as the original would
+        step = ({"state": torch.full((3, 1), 60.0 + t)}, torch.zeros(3, 1), torch.ones(3))
+        no = torch.zeros(3, dtype=torch.bool)
+        extras = {"base_action": torch.zeros(3, 1), "next_base_action": torch.zeros(3, 1)}
+        for b in (buf, again):
+            b.add(step[0], step[1], step[2], no, no, step[0], **extras)
+    assert (again.head, again.rows) == (buf.head, buf.rows) == (2, 8)
+    for name, column in buf.state_tensors().items():
+        assert torch.equal(again.state_tensors()[name], column), name
+
+
 def test_a_mismatched_saved_state_is_refused_and_changes_nothing():
     buf = filled()
     state = buf.state_tensors()
@@ -191,7 +216,8 @@ def test_a_mismatched_saved_state_is_refused_and_changes_nothing():
     same = ReplayBuffer(8, 3, {"state": (1,)}, action_dim=1)
     with pytest.raises(ValueError, match="lacks"):
         same.load_state_tensors({k: v for k, v in state.items() if k != "reward"}, 5, 5)
-    for head, rows in ((9, 5), (3, 5)):  # beyond the ring; a head off the unwrapped rows
-        with pytest.raises(ValueError, match="outside capacity"):
-            same.load_state_tensors(state, head, rows)
+    with pytest.raises(ValueError, match="outside capacity"):
+        same.load_state_tensors(state, 9, 5)
+    with pytest.raises(ValueError, match="must equal rows 5 until the ring wraps"):
+        same.load_state_tensors(state, 3, 5)
     assert same.rows == 0 and not same.action.any()
