@@ -327,8 +327,7 @@ class ResidualLearner:
     def load_trainer_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Inverse of :meth:`trainer_state`; a mismatch raises ``CheckpointError``/``KeyError``."""
         for name in self._OPTIMS:
-            prefix = name + "."
-            moments = strip_prefix(tensors, prefix)
+            moments = strip_prefix(tensors, name + ".")
             load_optimizer(getattr(self, name), moments, meta[f"{name}.param_groups"], name)
         with torch.no_grad():
             self.log_alpha.copy_(tensors["log_alpha"].reshape(()))

@@ -208,25 +208,23 @@ def _load_weights(learner: ResidualLearner, tensors: dict[str, torch.Tensor]) ->
     learner.normalizer_fitted = True
 
 
-def _settings_differ(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    """The settings of ``wanted`` (a run's config.json entries) that ``saved`` has otherwise;
-    ``algo.env_steps`` may grow."""
+def _settings_differ(saved: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``wanted`` (a run's config.json entries) that ``saved`` has otherwise,
+    by name, with the saved value; ``algo.env_steps`` may grow."""
 
     def plain(d: dict[str, Any]) -> dict[str, Any]:
         return json.loads(json.dumps(d))  # tuples become lists, as in the saved file
 
     saved, wanted = plain(saved), plain(wanted)
-    differ = [
-        f"algo.{k}"
+    run_algo = saved.get("algo", {})
+    differ = {
+        f"algo.{k}": run_algo.get(k)
         for k, v in wanted.get("algo", {}).items()
-        if k != "env_steps" and saved.get("algo", {}).get(k) != v
-    ]
-    return differ + [k for k, v in wanted.items() if k != "algo" and saved.get(k) != v]
-
-
-def _lookup(meta: dict[str, Any], key: str) -> Any:
-    section, _, name = key.partition(".")
-    return meta.get(section, {}).get(name) if name else meta.get(key)
+        if k != "env_steps" and run_algo.get(k) != v
+    }
+    return differ | {
+        k: saved.get(k) for k, v in wanted.items() if k != "algo" and saved.get(k) != v
+    }
 
 
 def resume_residual(
@@ -251,13 +249,12 @@ def resume_residual(
         raise ConfigError(f"{where}: config.json lacks the run's steps and history")
     differ = _settings_differ(meta, settings)
     if differ:
-        shown = ", ".join(f"{k}={_lookup(meta, k)!r}" for k in differ)
+        shown = ", ".join(f"{k}={v!r}" for k, v in differ.items())
         raise ConfigError(f"{where}: the run had {shown}; a resumed run keeps its settings")
     try:
         _load_weights(learner, weights)
         learner.load_trainer_state(state, trainer)
-        prefix = "replay."
-        columns = strip_prefix(state, prefix)
+        columns = strip_prefix(state, "replay.")
         replay.load_state_tensors(columns, trainer["replay_head"], trainer["replay_rows"])
     except (KeyError, RuntimeError, ValueError, CheckpointError) as e:
         msg = str(e).splitlines()[0]

@@ -86,11 +86,9 @@ def load_sac(directory: Path, model: Any) -> dict[str, Any] | None:
     )
     try:
         state = saved["sac"]
-        policy = strip_prefix(tensors, "policy.")
-        model.policy.load_state_dict(policy)
+        model.policy.load_state_dict(strip_prefix(tensors, "policy."))
         for name, optim in _optimizers(model).items():
-            prefix = f"{name}_optim."
-            moments = strip_prefix(tensors, prefix)
+            moments = strip_prefix(tensors, f"{name}_optim.")
             load_optimizer(optim, moments, state["param_groups"][name], where)
         if model.log_ent_coef is not None:
             with torch.no_grad():
