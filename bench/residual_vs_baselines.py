@@ -24,8 +24,9 @@ Each method saves its state at every evaluation under ``--out``/state/ (networks
 replay buffer, curve; safetensors + JSON); ``--resume`` continues from there, so a budget longer
 than one sitting runs in several (the wall seconds reported add up the sittings).
 
-Prints env steps to reach ``--threshold`` success for each and the ratio best-baseline / residual
-(a lower bound when a baseline never reaches it within the budget), writes ``curves.json`` and
+Prints env steps to reach each ``--threshold`` success rate (default 90% and 95%) for each method
+and the ratio best-baseline / residual there (a lower bound when no baseline reaches it within the
+budget; none when the base alone starts there), writes ``curves.json`` and
 ``curves.png`` to ``--out``.
 """
 
@@ -226,7 +227,24 @@ def steps_to(curve: Curve | None, threshold: float) -> int | None:
     return next((s for s, r in curve if r >= threshold), None)
 
 
-def plot(curves: dict[str, Curve], threshold: float, out: Path) -> None:
+def ratio(reach: dict[str, int | None], budget: int) -> str:
+    """Env steps the best (fastest) baseline took to a threshold over the residual method's, as
+    printed; ``reach`` maps each method to its env steps there (None: not within the budget)."""
+    ours = reach.get("residual")
+    baselines = [n for n in reach if n != "residual"]
+    got = [reach[n] for n in baselines if reach[n] is not None]
+    if ours is None:
+        return "n/a (residual did not reach it)"
+    if ours == 0:  # the base alone starts there: no env steps to divide by
+        return "n/a (the base alone starts there, at 0 env steps)"
+    if got:
+        return f"{min(got) / ours:.2f}"
+    if baselines:
+        return f">{budget / ours:.2f} (no baseline got there within the budget)"
+    return "n/a (no baseline ran)"
+
+
+def plot(curves: dict[str, Curve], thresholds: list[float], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -235,7 +253,8 @@ def plot(curves: dict[str, Curve], threshold: float, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for name, curve in curves.items():
         ax.plot([s for s, _ in curve], [100 * r for _, r in curve], "o-", label=name)
-    ax.axhline(100 * threshold, color="gray", ls=":", label=f"{threshold:.0%}")
+    for t in thresholds:
+        ax.axhline(100 * t, color="gray", ls=":", lw=1)
     ax.set(xlabel="env steps", ylabel="success (%)", ylim=(0, 102))
     ax.grid(alpha=0.3)
     ax.legend()
@@ -296,7 +315,9 @@ def main() -> None:
     ap.add_argument("--eval-episodes", type=int, default=100)
     ap.add_argument("--eval-envs", type=int, default=50)
     ap.add_argument("--num-envs", type=int, default=16)
-    ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument(
+        "--threshold", default="0.9,0.95", help="success rates to time, comma-separated"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="residual,no_base,sb3_sac")
     ap.add_argument(
@@ -318,6 +339,13 @@ def main() -> None:
     unknown = sorted(set(names) - set(METHODS))
     if unknown:
         ap.error(f"unknown methods {unknown}; choose from {sorted(METHODS)}")
+    bad_threshold = f"--threshold takes rates in (0, 1], comma-separated; got {args.threshold!r}"
+    try:
+        args.thresholds = [float(t) for t in args.threshold.split(",")]
+    except ValueError:
+        ap.error(bad_threshold)
+    if not all(0 < t <= 1 for t in args.thresholds):
+        ap.error(bad_threshold)
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
     try:  # a bad config fails here, not in a worker after the others started
@@ -347,32 +375,19 @@ def main() -> None:
     curves = {n: c for n, (c, _) in zip(names, done) if c is not None}
     seconds = {n: t for n, (_, t) in zip(names, done)}
 
-    print(
-        f"\n| method | success at 0 | final success | env steps to {args.threshold:.0%} "
-        "| wall (s) |"
-    )
-    print("|---|---:|---:|---:|---:|")
-    reach = {n: steps_to(c, args.threshold) for n, c in curves.items()}
+    reach = {t: {n: steps_to(c, t) for n, c in curves.items()} for t in args.thresholds}
+    heads = " | ".join(f"env steps to {t:.0%}" for t in args.thresholds)
+    print(f"\n| method | success at 0 | final success | {heads} | wall (s) |")
+    print("|---|---:|---:|" + "---:|" * len(args.thresholds) + "---:|")
     for name, curve in curves.items():
-        hit = reach[name]
-        shown = f"{hit}" if hit is not None else f"not within {args.budget}"
-        print(
-            f"| {name} | {curve[0][1]:.1%} | {curve[-1][1]:.1%} | {shown} | {seconds[name]:.0f} |"
-        )
-    ours = reach.get("residual")
-    baselines = [n for n in curves if n != "residual"]
-    reached = [reach[n] for n in baselines if reach[n] is not None]
-    if ours is None:
-        print(f"ratio_baseline_over_residual: n/a (residual did not reach {args.threshold:.0%})")
-    elif reached:  # the best baseline is the fastest one that got there
-        print(f"ratio_baseline_over_residual={min(reached) / max(ours, 1):.2f}")
-    elif baselines:
-        print(
-            f"ratio_baseline_over_residual>{args.budget / max(ours, 1):.2f} "
-            "(no baseline got there within the budget)"
-        )
+        hits = [reach[t][name] for t in args.thresholds]
+        shown = " | ".join(f"{h}" if h is not None else f"not within {args.budget}" for h in hits)
+        start, final = curve[0][1], curve[-1][1]
+        print(f"| {name} | {start:.1%} | {final:.1%} | {shown} | {seconds[name]:.0f} |")
+    for t in args.thresholds:
+        print(f"ratio_baseline_over_residual@{t:.0%}: {ratio(reach[t], args.budget)}")
     (out / "curves.json").write_text(json.dumps({"curves": curves, "seconds": seconds}, indent=2))
-    plot(curves, args.threshold, out)
+    plot(curves, args.thresholds, out)
 
 
 if __name__ == "__main__":

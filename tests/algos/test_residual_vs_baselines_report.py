@@ -1,0 +1,28 @@
+"""What ``bench/residual_vs_baselines.py`` prints from its curves: env steps to a threshold and
+the baseline/residual ratio, in each case the script meets."""
+
+from bench.residual_vs_baselines import ratio, steps_to
+
+
+def test_steps_to_is_the_first_evaluation_at_or_above_the_threshold():
+    curve = [(0, 0.5), (25_000, 0.9), (50_000, 0.85), (75_000, 0.96)]
+    assert steps_to(curve, 0.9) == 25_000
+    assert steps_to(curve, 0.95) == 75_000
+    assert steps_to(curve, 0.97) is None
+    assert steps_to(None, 0.9) is None
+
+
+def test_ratio_uses_the_fastest_baseline_that_got_there():
+    assert ratio({"residual": 20_000, "no_base": 300_000, "sb3_sac": 100_000}, 500_000) == "5.00"
+    assert ratio({"residual": 20_000, "no_base": None, "sb3_sac": 100_000}, 500_000) == "5.00"
+
+
+def test_ratio_is_a_lower_bound_when_no_baseline_got_there():
+    text = ratio({"residual": 25_000, "no_base": None, "sb3_sac": None}, 125_000)
+    assert text.startswith(">5.00")
+
+
+def test_ratio_has_no_value_when_the_base_starts_there_or_the_residual_never_gets_there():
+    assert ratio({"residual": 0, "no_base": None}, 125_000).startswith("n/a (the base alone")
+    assert ratio({"residual": None, "no_base": 50_000}, 125_000).startswith("n/a (residual did")
+    assert ratio({"residual": 50_000}, 125_000) == "n/a (no baseline ran)"
