@@ -218,12 +218,16 @@ def check_settings(policy: dict[str, Any], algo: dict[str, Any]) -> None:
 
 
 def heldout_text(r: dict[str, Any]) -> str:
-    """The residual stage's held-out comparison (base vs best on fresh episodes), if it ran."""
+    """The residual stage's held-out comparison (base vs best, and the final residual, on fresh
+    episodes), if it ran."""
     h = r.get("heldout")
     if not h:
         return ""
     base, best = h["base"]["success_rate"], h["best"]["success_rate"]
-    return f"; on {h['best']['episodes']} fresh episodes: base {base:.1%} → best {best:.1%}"
+    text = f"; on {h['best']['episodes']} fresh episodes: base {base:.1%} → best {best:.1%}"
+    if "last" in h:  # summaries from before the final residual was scored there lack it
+        text += f" (final {h['last']['success_rate']:.1%})"
+    return text
 
 
 def summary_markdown(result: dict[str, Any], report: dict[str, Any], root: Path) -> str:

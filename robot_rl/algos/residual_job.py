@@ -267,19 +267,24 @@ def resume_residual(
 def heldout_comparison(
     evaluate: Callable[[ResidualLearner | None, int, int], RolloutStats],
     best: Path,
+    last: ResidualLearner | None,
     seed: int,
     job: TrainResidualJob,
     device: torch.device,
     console: Console,
 ) -> dict[str, Any]:
-    """The base and the ``best`` checkpoint on ``job.heldout_episodes`` fresh episodes (``seed``):
-    best was picked on the evaluation episodes, so its score there is biased upward."""
+    """The base, the ``best`` checkpoint and the final residual ``last`` (None: best is the final
+    one) on ``job.heldout_episodes`` fresh episodes (``seed``): best was picked on the evaluation
+    episodes, so its score there is biased upward; the final one was not picked."""
     learner, _ = load_residual(best, device)
     n = job.heldout_episodes
     held = {"seed": seed, "base": evaluate(None, seed, n).summary()}
     held["best"] = evaluate(learner, seed, n).summary()
-    b, r = held["base"], held["best"]
-    text = f"success {b['success_rate']:.1%} → {r['success_rate']:.1%}"
+    held["last"] = held["best"] if last is None else evaluate(last, seed, n).summary()
+    b, r, f = held["base"], held["best"], held["last"]
+    text = (
+        f"success {b['success_rate']:.1%} → {r['success_rate']:.1%} (last {f['success_rate']:.1%})"
+    )
     key = job.select.removeprefix("-")
     if key != "success_rate":  # and the entry best was selected on
         text += f", {key} {b[key]:.3g} → {r[key]:.3g}"
@@ -456,8 +461,9 @@ def run_train_residual(job: TrainResidualJob, console: Console | None = None) ->
     # this run wrote checkpoints/best iff an evaluation beat the base (the folder may still hold
     # an older run's best otherwise); the summary above survives an interruption here
     if job.heldout_episodes and score(best) > score(history[0]):
+        last = None if best is history[-1] else learner
         summary["heldout"] = heldout_comparison(
-            evaluate, out / "checkpoints" / "best", eval_seed + 10_000, job, device, console
+            evaluate, out / "checkpoints" / "best", last, eval_seed + 10_000, job, device, console
         )
         summary_file.write_text(json.dumps(summary, indent=2) + "\n")
     console.print(

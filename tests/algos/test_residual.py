@@ -308,6 +308,8 @@ def test_heldout_settings_and_report_line():
     held = {"base": {"success_rate": 0.83, "episodes": 200}}
     held["best"] = {"success_rate": 0.915, "episodes": 200}
     assert heldout_text({"heldout": held}) == "; on 200 fresh episodes: base 83.0% → best 91.5%"
+    held["last"] = {"success_rate": 0.9, "episodes": 200}
+    assert heldout_text({"heldout": held}).endswith("→ best 91.5% (final 90.0%)")
 
 
 @pytest.mark.parametrize("scale", [-0.1, float("nan"), float("inf")])

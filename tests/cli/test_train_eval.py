@@ -332,6 +332,10 @@ def test_train_residual_scores_best_again_on_fresh_episodes(trained, tmp_path):
         assert "heldout" not in summary
     held = summary["heldout"]
     assert held["seed"] == 20_000 and held["base"]["episodes"] == held["best"]["episodes"] == 3
+    # the final residual too, unpicked (the best one's numbers when best is the final one)
+    assert held["last"]["episodes"] == 3
+    if summary["best"]["env_steps"] == summary["history"][-1]["env_steps"]:
+        assert held["last"] == held["best"]
     # the residual was scored, not the base again
     assert held["best"]["mean_return"] != held["base"]["mean_return"]
     # fresh episodes: not the ones the base was scored on during training
