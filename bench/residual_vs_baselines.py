@@ -222,15 +222,23 @@ def run_sac(args: argparse.Namespace, task: Any) -> tuple[Curve, float] | None:
 
 
 def steps_to(curve: Curve | None, threshold: float) -> int | None:
+    """Env steps of the first evaluation at or above ``threshold`` (None: none got there)."""
     if not curve:
         return None
     return next((s for s, r in curve if r >= threshold), None)
 
 
+def pct(rate: float) -> str:
+    """A success rate as printed in labels: 0.9 → "90%", 0.925 → "92.5%"."""
+    return f"{100 * rate:g}%"
+
+
 def ratio(reach: dict[str, int | None], budget: int) -> str:
     """Env steps the best (fastest) baseline took to a threshold over the residual method's, as
     printed; ``reach`` maps each method to its env steps there (None: not within the budget)."""
-    ours = reach.get("residual")
+    if "residual" not in reach:
+        return "n/a (residual not run)"
+    ours = reach["residual"]
     baselines = [n for n in reach if n != "residual"]
     got = [reach[n] for n in baselines if reach[n] is not None]
     if ours is None:
@@ -254,7 +262,7 @@ def plot(curves: dict[str, Curve], thresholds: list[float], out: Path) -> None:
     for name, curve in curves.items():
         ax.plot([s for s, _ in curve], [100 * r for _, r in curve], "o-", label=name)
     for t in thresholds:
-        ax.axhline(100 * t, color="gray", ls=":", lw=1)
+        ax.axhline(100 * t, color="gray", ls=":", lw=1, label=f"{pct(t)} success")
     ax.set(xlabel="env steps", ylabel="success (%)", ylim=(0, 102))
     ax.grid(alpha=0.3)
     ax.legend()
@@ -376,7 +384,7 @@ def main() -> None:
     seconds = {n: t for n, (_, t) in zip(names, done)}
 
     reach = {t: {n: steps_to(c, t) for n, c in curves.items()} for t in args.thresholds}
-    heads = " | ".join(f"env steps to {t:.0%}" for t in args.thresholds)
+    heads = " | ".join(f"env steps to {pct(t)}" for t in args.thresholds)
     print(f"\n| method | success at 0 | final success | {heads} | wall (s) |")
     print("|---|---:|---:|" + "---:|" * len(args.thresholds) + "---:|")
     for name, curve in curves.items():
@@ -385,7 +393,7 @@ def main() -> None:
         start, final = curve[0][1], curve[-1][1]
         print(f"| {name} | {start:.1%} | {final:.1%} | {shown} | {seconds[name]:.0f} |")
     for t in args.thresholds:
-        print(f"ratio_baseline_over_residual@{t:.0%}: {ratio(reach[t], args.budget)}")
+        print(f"ratio_baseline_over_residual@{pct(t)}: {ratio(reach[t], args.budget)}")
     (out / "curves.json").write_text(json.dumps({"curves": curves, "seconds": seconds}, indent=2))
     plot(curves, args.thresholds, out)
 

@@ -282,12 +282,15 @@ def heldout_comparison(
     held["best"] = evaluate(learner, seed, n).summary()
     held["last"] = held["best"] if last is None else evaluate(last, seed, n).summary()
     b, r, f = held["base"], held["best"], held["last"]
-    text = (
-        f"success {b['success_rate']:.1%} → {r['success_rate']:.1%} (last {f['success_rate']:.1%})"
-    )
+    text = f"success {b['success_rate']:.1%} → {r['success_rate']:.1%}"
     key = job.select.removeprefix("-")
     if key != "success_rate":  # and the entry best was selected on
         text += f", {key} {b[key]:.3g} → {r[key]:.3g}"
+    if last is None:
+        text += " (best is the final residual)"
+    else:
+        text += f"; the final residual: success {f['success_rate']:.1%}"
+        text += f", {key} {f[key]:.3g}" if key != "success_rate" else ""
     console.print(f"held out ({n} fresh episodes), base → best base+residual: {text}")
     return held
 

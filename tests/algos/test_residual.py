@@ -441,3 +441,40 @@ def test_a_saved_run_resumes_exactly_where_it_stopped(tmp_path, entropy):
         for p, q in zip(getattr(learner, name).parameters(), getattr(resumed, name).parameters()):
             assert torch.equal(p, q)
     assert torch.equal(resumed.log_alpha, learner.log_alpha)
+
+
+def test_heldout_scores_base_best_and_the_final_residual_on_the_same_episodes(tmp_path):
+    from rich.console import Console
+
+    from robot_rl.algos.residual_job import TrainResidualJob, heldout_comparison, save_residual
+
+    cfg = ResidualConfig(hidden=[16])
+    best, final = (ResidualLearner(5, 2, cfg, seed=s) for s in (0, 1))
+    save_residual(tmp_path / "best", best, {"algo": asdict(cfg)})
+    calls = []
+
+    class Stats:
+        def __init__(self, rate: float) -> None:
+            self.rate = rate
+
+        def summary(self) -> dict[str, float]:
+            return {"success_rate": self.rate, "episodes": 7}
+
+    def evaluate(learner, seed, episodes):
+        calls.append((learner, seed, episodes))
+        return Stats(0.1 * len(calls))
+
+    job = TrainResidualJob(base="x", heldout_episodes=7)
+    quiet = Console(quiet=True)
+    held = heldout_comparison(evaluate, tmp_path / "best", final, 123, job, "cpu", quiet)
+    assert [(s, n) for _, s, n in calls] == [(123, 7)] * 3  # the same fresh episodes
+    (base, loaded, scored_final) = (c[0] for c in calls)
+    assert base is None and scored_final is final
+    for name, p in best.actor.state_dict().items():  # best came from its checkpoint
+        assert torch.equal(loaded.actor.state_dict()[name], p)
+    assert (
+        held["base"]["success_rate"] < held["best"]["success_rate"] < held["last"]["success_rate"]
+    )
+    calls.clear()  # best is the final residual: scored once, reported for both
+    held = heldout_comparison(evaluate, tmp_path / "best", None, 123, job, "cpu", quiet)
+    assert len(calls) == 2 and held["last"] == held["best"]
