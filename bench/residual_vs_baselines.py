@@ -24,10 +24,13 @@ Each method saves its state at every evaluation under ``--out``/state/ (networks
 replay buffer, curve; safetensors + JSON); ``--resume`` continues from there, so a budget longer
 than one sitting runs in several (the wall seconds reported add up the sittings).
 
-Prints env steps to reach each ``--threshold`` success rate (default 90% and 95%) for each method
-and the ratio best-baseline / residual there (a lower bound when no baseline reaches it within the
-budget; none when the base alone starts there), writes ``curves.json`` and
-``curves.png`` to ``--out``.
+Prints, for each method and each ``--threshold`` success rate (default 90% and 95%), the env
+steps of the first evaluation at or above it and of the first from which it stays there to the
+end of the budget ("held": the residual's early dip below its base does not count), and the
+ratio best-baseline / residual for both (a lower bound when no baseline gets there within the
+budget; none when the base alone starts there). Writes ``curves.json`` and ``curves.png`` to
+``--out``; ``--from-curves runs/…/curves.json`` prints an earlier run's table again, at other
+thresholds if asked.
 """
 
 from __future__ import annotations
@@ -221,11 +224,18 @@ def run_sac(args: argparse.Namespace, task: Any) -> tuple[Curve, float] | None:
     return curve, earlier
 
 
-def steps_to(curve: Curve | None, threshold: float) -> int | None:
-    """Env steps of the first evaluation at or above ``threshold`` (None: none got there)."""
+def steps_to(curve: Curve | None, threshold: float, held: bool = False) -> int | None:
+    """Env steps of the first evaluation at or above ``threshold``; with ``held``, of the first
+    one from which every later evaluation stays there (a residual's early dip below its base
+    does not count as having got there). None: it did not."""
     if not curve:
         return None
-    return next((s for s, r in curve if r >= threshold), None)
+    if not held:
+        return next((s for s, r in curve if r >= threshold), None)
+    since = None
+    for s, r in curve:
+        since = (s if since is None else since) if r >= threshold else None
+    return since
 
 
 def pct(rate: float) -> str:
@@ -250,6 +260,36 @@ def ratio(reach: dict[str, int | None], budget: int) -> str:
     if baselines:
         return f">{budget / ours:.2f} (no baseline got there within the budget)"
     return "n/a (no baseline ran)"
+
+
+def report(
+    curves: dict[str, Curve], seconds: dict[str, float], thresholds: list[float], budget: int
+) -> str:
+    """The results table (env steps to each threshold: first reached / held from then on) and
+    the baseline/residual ratios, as printed."""
+    heads = " | ".join(f"env steps to {pct(t)} (first / held)" for t in thresholds)
+    lines = [f"\n| method | success at 0 | final success | {heads} | wall (s) |"]
+    lines.append("|---|---:|---:|" + "---:|" * len(thresholds) + "---:|")
+    reach = {
+        (t, held): {n: steps_to(c, t, held) for n, c in curves.items()}
+        for t in thresholds
+        for held in (False, True)
+    }
+    for name, curve in curves.items():
+        cells = []
+        for t in thresholds:
+            hits = (reach[t, False][name], reach[t, True][name])
+            cells.append(" / ".join("-" if h is None else f"{h}" for h in hits))
+        start, final = curve[0][1], curve[-1][1]
+        wall = seconds.get(name, float("nan"))
+        lines.append(f"| {name} | {start:.1%} | {final:.1%} | {' | '.join(cells)} | {wall:.0f} |")
+    lines.append(f"(-: not within the budget of {budget} env steps)")
+    for t in thresholds:
+        for held, how in ((False, "first reached"), (True, "held to the end")):
+            lines.append(
+                f"ratio_baseline_over_residual@{pct(t)} ({how}): {ratio(reach[t, held], budget)}"
+            )
+    return "\n".join(lines)
 
 
 def plot(curves: dict[str, Curve], thresholds: list[float], out: Path) -> None:
@@ -315,8 +355,8 @@ def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", required=True, help="BC policy checkpoint directory")
-    ap.add_argument("--demos", required=True, help="demonstration dataset (the BC data)")
+    ap.add_argument("--base", help="BC policy checkpoint directory (required to run)")
+    ap.add_argument("--demos", help="demonstration dataset (the BC data; required to run)")
     ap.add_argument("--task", default=None, help="default: the checkpoint's task")
     ap.add_argument("--budget", type=int, default=150_000, help="env steps per method")
     ap.add_argument("--eval-every", type=int, default=15_000)
@@ -342,6 +382,11 @@ def main() -> None:
         action="store_true",
         help="continue each method from the state it saved in --out at its last evaluation",
     )
+    ap.add_argument(
+        "--from-curves",
+        metavar="CURVES_JSON",
+        help="run nothing: print the table of an earlier run's curves.json at --threshold",
+    )
     args = ap.parse_args()
     names = args.methods.split(",")
     unknown = sorted(set(names) - set(METHODS))
@@ -354,6 +399,17 @@ def main() -> None:
         ap.error(bad_threshold)
     if not all(0 < t <= 1 for t in args.thresholds):
         ap.error(bad_threshold)
+    if args.from_curves:
+        try:
+            record = json.loads(Path(args.from_curves).read_text())
+            curves = {n: [(int(s), float(r)) for s, r in c] for n, c in record["curves"].items()}
+            budget = int(record.get("budget", args.budget))  # older files lack it
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            ap.error(f"{args.from_curves}: not a curves.json of this script ({e})")
+        print(report(curves, record.get("seconds", {}), args.thresholds, budget))
+        return
+    if not (args.base and args.demos):
+        ap.error("--base and --demos are required to run the methods")
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
     try:  # a bad config fails here, not in a worker after the others started
@@ -383,18 +439,9 @@ def main() -> None:
     curves = {n: c for n, (c, _) in zip(names, done) if c is not None}
     seconds = {n: t for n, (_, t) in zip(names, done)}
 
-    reach = {t: {n: steps_to(c, t) for n, c in curves.items()} for t in args.thresholds}
-    heads = " | ".join(f"env steps to {pct(t)}" for t in args.thresholds)
-    print(f"\n| method | success at 0 | final success | {heads} | wall (s) |")
-    print("|---|---:|---:|" + "---:|" * len(args.thresholds) + "---:|")
-    for name, curve in curves.items():
-        hits = [reach[t][name] for t in args.thresholds]
-        shown = " | ".join(f"{h}" if h is not None else f"not within {args.budget}" for h in hits)
-        start, final = curve[0][1], curve[-1][1]
-        print(f"| {name} | {start:.1%} | {final:.1%} | {shown} | {seconds[name]:.0f} |")
-    for t in args.thresholds:
-        print(f"ratio_baseline_over_residual@{pct(t)}: {ratio(reach[t], args.budget)}")
-    (out / "curves.json").write_text(json.dumps({"curves": curves, "seconds": seconds}, indent=2))
+    print(report(curves, seconds, args.thresholds, args.budget))
+    record = {"budget": args.budget, "curves": curves, "seconds": seconds}
+    (out / "curves.json").write_text(json.dumps(record, indent=2))
     plot(curves, args.thresholds, out)
 
 

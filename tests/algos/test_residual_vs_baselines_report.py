@@ -1,7 +1,7 @@
 """What ``bench/residual_vs_baselines.py`` prints from its curves: env steps to a threshold and
 the baseline/residual ratio, in each case the script meets."""
 
-from bench.residual_vs_baselines import ratio, steps_to
+from bench.residual_vs_baselines import ratio, report, steps_to
 
 
 def test_steps_to_is_the_first_evaluation_at_or_above_the_threshold():
@@ -10,6 +10,15 @@ def test_steps_to_is_the_first_evaluation_at_or_above_the_threshold():
     assert steps_to(curve, 0.95) == 75_000
     assert steps_to(curve, 0.97) is None
     assert steps_to(None, 0.9) is None
+
+
+def test_held_steps_are_where_the_curve_stays_at_the_threshold_to_the_end():
+    dip = [(0, 0.96), (25_000, 0.8), (50_000, 0.91), (75_000, 0.93)]  # a base above, then a dip
+    assert steps_to(dip, 0.9) == 0
+    assert steps_to(dip, 0.9, held=True) == 50_000
+    assert steps_to(dip, 0.95, held=True) is None  # ended below
+    late = [(0, 0.5), (25_000, 0.92), (50_000, 0.88), (75_000, 0.9)]
+    assert steps_to(late, 0.9, held=True) == 75_000
 
 
 def test_ratio_uses_the_fastest_baseline_that_got_there():
@@ -26,3 +35,15 @@ def test_ratio_has_no_value_when_the_base_starts_there_or_the_residual_never_get
     assert ratio({"residual": 0, "no_base": None}, 125_000).startswith("n/a (the base alone")
     assert ratio({"residual": None, "no_base": 50_000}, 125_000).startswith("n/a (residual did")
     assert ratio({"residual": 50_000}, 125_000) == "n/a (no baseline ran)"
+
+
+def test_report_prints_both_step_counts_and_ratios():
+    curves = {
+        "residual": [(0, 0.96), (25_000, 0.8), (50_000, 0.91), (75_000, 0.93)],
+        "sb3_sac": [(0, 0.0), (25_000, 0.2), (50_000, 0.5), (75_000, 0.7)],
+    }
+    text = report(curves, {"residual": 120.0}, [0.9], 75_000)
+    assert "| residual | 96.0% | 93.0% | 0 / 50000 | 120 |" in text
+    assert "| sb3_sac | 0.0% | 70.0% | - / - | nan |" in text
+    assert "@90% (first reached): n/a (the base alone" in text
+    assert "@90% (held to the end): >1.50 (no baseline" in text
