@@ -25,12 +25,12 @@ replay buffer, curve; safetensors + JSON); ``--resume`` continues from there, so
 than one sitting runs in several (the wall seconds reported add up the sittings).
 
 Prints, for each method and each ``--threshold`` success rate (default 90% and 95%), the env
-steps of the first evaluation at or above it and of the first from which it stays there to the
-end of the budget ("held": the residual's early dip below its base does not count), and the
-ratio best-baseline / residual for both (a lower bound when no baseline gets there within the
-budget; none when the base alone starts there). Writes ``curves.json`` and ``curves.png`` to
-``--out``; ``--from-curves runs/…/curves.json`` prints an earlier run's table again, at other
-thresholds if asked.
+steps of the first evaluation at or above it and of the first from which it stays there up to
+the last evaluation ("held": the residual's early dip below its base does not count), and the
+ratio best-baseline / residual for both (rounded down; a lower bound when no baseline gets there
+by its last evaluation; none when the base alone starts there). Writes ``curves.json`` and
+``curves.png`` to ``--out``; ``--from-curves runs/…/curves.json`` prints an earlier run's table
+again, at other thresholds if asked.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -243,9 +244,11 @@ def pct(rate: float) -> str:
     return f"{100 * rate:g}%"
 
 
-def ratio(reach: dict[str, int | None], budget: int) -> str:
+def ratio(reach: dict[str, int | None], horizon: int) -> str:
     """Env steps the best (fastest) baseline took to a threshold over the residual method's, as
-    printed; ``reach`` maps each method to its env steps there (None: not within the budget)."""
+    printed; ``reach`` maps each method to its env steps there (None: not by its last
+    evaluation), ``horizon`` is the env steps of the baselines' earliest last evaluation: the
+    lower bound when none got there. Rounded down, so a bound is never overstated."""
     if "residual" not in reach:
         return "n/a (residual not run)"
     ours = reach["residual"]
@@ -256,17 +259,16 @@ def ratio(reach: dict[str, int | None], budget: int) -> str:
     if ours == 0:  # the base alone starts there: no env steps to divide by
         return "n/a (the base alone starts there, at 0 env steps)"
     if got:
-        return f"{min(got) / ours:.2f}"
+        return f"{math.floor(100 * min(got) / ours) / 100:.2f}"
     if baselines:
-        return f">{budget / ours:.2f} (no baseline got there within the budget)"
+        bound = math.floor(100 * horizon / ours) / 100
+        return f">{bound:.2f} (no baseline got there by its last evaluation, {horizon} env steps)"
     return "n/a (no baseline ran)"
 
 
-def report(
-    curves: dict[str, Curve], seconds: dict[str, float], thresholds: list[float], budget: int
-) -> str:
-    """The results table (env steps to each threshold: first reached / held from then on) and
-    the baseline/residual ratios, as printed."""
+def report(curves: dict[str, Curve], seconds: dict[str, float], thresholds: list[float]) -> str:
+    """The results table (env steps to each threshold: first reached / held from then on to the
+    last evaluation) and the baseline/residual ratios, as printed."""
     heads = " | ".join(f"env steps to {pct(t)} (first / held)" for t in thresholds)
     lines = [f"\n| method | success at 0 | final success | {heads} | wall (s) |"]
     lines.append("|---|---:|---:|" + "---:|" * len(thresholds) + "---:|")
@@ -281,15 +283,27 @@ def report(
             hits = (reach[t, False][name], reach[t, True][name])
             cells.append(" / ".join("-" if h is None else f"{h}" for h in hits))
         start, final = curve[0][1], curve[-1][1]
-        wall = seconds.get(name, float("nan"))
-        lines.append(f"| {name} | {start:.1%} | {final:.1%} | {' | '.join(cells)} | {wall:.0f} |")
-    lines.append(f"(-: not within the budget of {budget} env steps)")
+        wall = f"{seconds[name]:.0f}" if name in seconds else "-"
+        lines.append(f"| {name} | {start:.1%} | {final:.1%} | {' | '.join(cells)} | {wall} |")
+    lines.append("(-: not by the method's last evaluation)")
+    horizon = min((c[-1][0] for n, c in curves.items() if n != "residual"), default=0)
     for t in thresholds:
         for held, how in ((False, "first reached"), (True, "held to the end")):
             lines.append(
-                f"ratio_baseline_over_residual@{pct(t)} ({how}): {ratio(reach[t, held], budget)}"
+                f"ratio_baseline_over_residual@{pct(t)} ({how}): {ratio(reach[t, held], horizon)}"
             )
     return "\n".join(lines)
+
+
+def read_curves(path: Path) -> tuple[dict[str, Curve], dict[str, float]]:
+    """The curves and wall seconds of a ``curves.json``; ValueError (or KeyError, TypeError)
+    for anything else."""
+    record = json.loads(path.read_text())
+    curves = {str(n): [(int(s), float(r)) for s, r in c] for n, c in record["curves"].items()}
+    seconds = {str(n): float(t) for n, t in record.get("seconds", {}).items()}
+    if not curves or not all(curves.values()):
+        raise ValueError("no curve, or an empty one")
+    return curves, seconds
 
 
 def plot(curves: dict[str, Curve], thresholds: list[float], out: Path) -> None:
@@ -401,12 +415,10 @@ def main() -> None:
         ap.error(bad_threshold)
     if args.from_curves:
         try:
-            record = json.loads(Path(args.from_curves).read_text())
-            curves = {n: [(int(s), float(r)) for s, r in c] for n, c in record["curves"].items()}
-            budget = int(record.get("budget", args.budget))  # older files lack it
-        except (OSError, ValueError, KeyError, TypeError) as e:
+            curves, seconds = read_curves(Path(args.from_curves))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             ap.error(f"{args.from_curves}: not a curves.json of this script ({e})")
-        print(report(curves, record.get("seconds", {}), args.thresholds, budget))
+        print(report(curves, seconds, args.thresholds))
         return
     if not (args.base and args.demos):
         ap.error("--base and --demos are required to run the methods")
@@ -439,7 +451,7 @@ def main() -> None:
     curves = {n: c for n, (c, _) in zip(names, done) if c is not None}
     seconds = {n: t for n, (_, t) in zip(names, done)}
 
-    print(report(curves, seconds, args.thresholds, args.budget))
+    print(report(curves, seconds, args.thresholds))
     record = {"budget": args.budget, "curves": curves, "seconds": seconds}
     (out / "curves.json").write_text(json.dumps(record, indent=2))
     plot(curves, args.thresholds, out)
