@@ -234,8 +234,10 @@ def steps_to(curve: Curve | None, threshold: float, held: bool = False) -> int |
     if not held:
         return next((s for s, r in curve if r >= threshold), None)
     since = None
-    for s, r in curve:
-        since = (s if since is None else since) if r >= threshold else None
+    for s, r in reversed(curve):  # back from the last evaluation while it stays there
+        if r < threshold:
+            break
+        since = s
     return since
 
 
@@ -258,11 +260,16 @@ def ratio(reach: dict[str, int | None], horizon: int) -> str:
         return "n/a (residual did not reach it)"
     if ours == 0:  # the base alone starts there: no env steps to divide by
         return "n/a (the base alone starts there, at 0 env steps)"
+
+    def down(steps: int) -> str:  # two decimals, rounded down
+        return f"{math.floor(100 * steps / ours) / 100:.2f}"
+
     if got:
-        return f"{math.floor(100 * min(got) / ours) / 100:.2f}"
+        return down(min(got))
     if baselines:
-        bound = math.floor(100 * horizon / ours) / 100
-        return f">{bound:.2f} (no baseline got there by its last evaluation, {horizon} env steps)"
+        return (
+            f">{down(horizon)} (no baseline got there by its last evaluation, {horizon} env steps)"
+        )
     return "n/a (no baseline ran)"
 
 

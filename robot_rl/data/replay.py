@@ -181,13 +181,13 @@ class ReplayBuffer:
                     f"replay column {k} is {tuple(v.shape)} {v.dtype}, this buffer holds "
                     f"{tuple(ref.shape) if ref is not None else shape} (rows x envs)"
                 )
-        for k in want:
-            want[k].copy_(saved[k])
         for k, v in saved.items():
-            if k.startswith("extras."):
+            if k.startswith("extras."):  # rebuilt at full capacity, whatever this buffer had
                 column = torch.zeros(self.capacity, *v.shape[1:], dtype=v.dtype, device=self.device)
                 column[:rows] = v
                 self.extras[k.removeprefix("extras.")] = column
+            elif k in want:
+                want[k].copy_(v)
         self.head, self.rows = head, rows
 
     def cut_episodes(self) -> None:
