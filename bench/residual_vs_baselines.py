@@ -13,7 +13,9 @@ episodes (fixed seed), deterministic actions:
   zero action and the correction bound raised to the whole action range (RLPD-style off-policy RL
   with demonstrations, no BC policy).
 - ``sb3_sac``: Stable-Baselines3 SAC from scratch on the task's gymnasium adapter with the task's
-  shaped reward (``pip install -e ".[bench]"``; skipped with a note when missing).
+  shaped reward (``pip install -e ".[bench]"``; skipped with a note when missing). It needs no
+  base: ``--methods sb3_sac --task arm_push`` runs it alone (while the base trains, say), and a
+  later ``--resume`` run with the same ``--out`` takes its saved curve.
 
 ``--jobs N`` runs the methods in N processes at once (one torch thread each); ``--algo-config``
 names the learners' config in ``configs/algo/`` and ``--algo`` (JSON) overrides it (its shaping,
@@ -184,6 +186,11 @@ def run_sac(args: argparse.Namespace, task: Any) -> tuple[Curve, float] | None:
     model = SAC("MlpPolicy", env, seed=args.seed, verbose=0, device="cpu")
     where, t0 = state_dir(args, "sb3_sac"), time.perf_counter()
     saved = load_sac(where, model) if args.resume else None
+    settings = {"task": task.name, "seed": args.seed, "eval_episodes": args.eval_episodes}
+    differ = {k: saved[k] for k, v in settings.items() if saved and k in saved and saved[k] != v}
+    if differ:  # (a state saved before settings were recorded has none to compare)
+        shown = ", ".join(f"{k}={v!r}" for k, v in differ.items())
+        raise ConfigError(f"{where}: the SAC run had {shown}; a resumed run keeps its settings")
 
     class SACController:
         def __call__(self, obs: Obs) -> torch.Tensor:
@@ -215,7 +222,7 @@ def run_sac(args: argparse.Namespace, task: Any) -> tuple[Curve, float] | None:
                     flush=True,
                 )
                 wall = earlier + time.perf_counter() - t0
-                save_sac(where, model, {"curve": curve, "wall_seconds": wall})
+                save_sac(where, model, settings | {"curve": curve, "wall_seconds": wall})
             return True
 
     left = args.budget - model.num_timesteps
@@ -355,14 +362,14 @@ def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float
         torch.set_num_threads(1)
     t0 = time.perf_counter()
     print(f"{name}: starting", flush=True)
-    policy = load(args.base)
-    task = load_task_config(args.task or policy.config.task, {})
+    task = load_task_config(args.task or load(args.base).config.task, {})
     if name == "sb3_sac":
         ran = run_sac(args, task)
         if ran is None:
             return None, 0.0
         curve, earlier = ran
     else:
+        policy = load(args.base)
         with_base = name == "residual"
         cfg = learner_config(name, args.resolved_algo, args.budget)
         noise = args.base_noise_scale
@@ -376,8 +383,8 @@ def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", help="BC policy checkpoint directory (required to run)")
-    ap.add_argument("--demos", help="demonstration dataset (the BC data; required to run)")
+    ap.add_argument("--base", help="BC policy checkpoint directory (residual, no_base)")
+    ap.add_argument("--demos", help="demonstration dataset (the BC data; residual, no_base)")
     ap.add_argument("--task", default=None, help="default: the checkpoint's task")
     ap.add_argument("--budget", type=int, default=150_000, help="env steps per method")
     ap.add_argument("--eval-every", type=int, default=15_000)
@@ -427,8 +434,11 @@ def main() -> None:
             ap.error(f"{args.from_curves}: not a curves.json of this script ({e})")
         print(report(curves, seconds, args.thresholds))
         return
-    if not (args.base and args.demos):
-        ap.error("--base and --demos are required to run the methods")
+    learners = [n for n in names if n != "sb3_sac"]
+    if learners and not (args.base and args.demos):
+        ap.error(f"--base and --demos are required to run {', '.join(learners)}")
+    if not (args.base or args.task):
+        ap.error("sb3_sac alone needs --task (or --base, whose task it takes)")
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
     try:  # a bad config fails here, not in a worker after the others started
@@ -440,8 +450,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    policy = load(args.base)
-    task = load_task_config(args.task or policy.config.task, {})
+    task = load_task_config(args.task or load(args.base).config.task, {})
     print(
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"{os.cpu_count()} CPUs ({platform.processor() or 'cpu'}), torch {torch.__version__}; "

@@ -93,6 +93,12 @@ class ResidualConfig:
     # actor loss += residual_penalty · mean((correction / action_scale)²): keeps corrections
     # along action dimensions where the critic has no consistent slope near zero
     residual_penalty: float = 0.0
+    # When set: the penalty as the actor starts, moving linearly to residual_penalty over
+    # residual_penalty_anneal_updates updates. The young critic's slopes are mostly noise, which
+    # the actor would turn into corrections (the early dip under the base); a penalty that starts
+    # high keeps the first corrections small until the critic has seen more data.
+    residual_penalty_start: float | None = None
+    residual_penalty_anneal_updates: int = 0
     actor_lr: float = 3e-5
     critic_lr: float = 1e-4
     tau: float = 0.005
@@ -108,6 +114,17 @@ class ResidualConfig:
     shaping: dict[str, float] = field(default_factory=dict)
     shaping_scale: float = 10.0
     demo_ratio: float = 0.5  # share of each batch drawn from demonstrations (RLPD), when given
+
+    def penalty_at(self, updates: int) -> float:
+        """The residual penalty after ``updates`` learner updates (the actor starts at
+        ``critic_warmup_updates``)."""
+        start, span = self.residual_penalty_start, self.residual_penalty_anneal_updates
+        if start is None:
+            return self.residual_penalty
+        done = max(0, updates - self.critic_warmup_updates)
+        if done >= span:
+            return self.residual_penalty
+        return start + (self.residual_penalty - start) * done / span
 
     @property
     def scales(self) -> float | list[float]:
@@ -138,6 +155,16 @@ class ResidualConfig:
         if not (math.isfinite(self.residual_penalty) and self.residual_penalty >= 0):
             raise ConfigError(
                 f"algo.residual_penalty must be a finite number >= 0, got {self.residual_penalty}"
+            )
+        start = self.residual_penalty_start
+        if start is not None and not (math.isfinite(start) and start >= 0):
+            raise ConfigError(
+                f"algo.residual_penalty_start must be a finite number >= 0 (or null), got {start}"
+            )
+        if self.residual_penalty_anneal_updates < 0:
+            raise ConfigError(
+                "algo.residual_penalty_anneal_updates must be >= 0, "
+                f"got {self.residual_penalty_anneal_updates}"
             )
         for key in ("gamma", "tau"):
             v = getattr(self, key)
@@ -406,7 +433,8 @@ class ResidualLearner:
                 self.critic.requires_grad_(True)
             active = self.actor.active
             unit = correction[:, active] / self.actor.scale[active]  # in [-1, 1]
-            a_loss, a_info = actor_loss(q_pi, unit, cfg.residual_penalty)
+            penalty = cfg.penalty_at(self.updates)
+            a_loss, a_info = actor_loss(q_pi, unit, penalty)
             if cfg.entropy:
                 a_loss = a_loss + alpha * logp.mean()
             self.actor_optim.zero_grad(set_to_none=True)
@@ -421,6 +449,7 @@ class ResidualLearner:
                 self.alpha_optim.step()
                 out.update({"alpha": alpha, "entropy": float(-logp.detach().mean())})
             out["residual_abs"] = float((a_pi.detach() - batch["base_action"]).abs().mean())
+            out["residual_penalty"] = penalty
         if self.updates % cfg.actor_every == 0:
             polyak(self.critic_target, self.critic, cfg.tau)
             if not cfg.entropy:  # SAC's targets sample the current actor: no actor target

@@ -478,3 +478,58 @@ def test_heldout_scores_base_best_and_the_final_residual_on_the_same_episodes(tm
     calls.clear()  # best is the final residual: scored once, reported for both
     held = heldout_comparison(evaluate, tmp_path / "best", None, 123, job, "cpu", quiet)
     assert len(calls) == 2 and held["last"] == held["best"]
+
+
+def test_annealed_penalty_starts_high_and_falls_linearly_to_the_recipe_penalty():
+    cfg = ResidualConfig(
+        residual_penalty=0.1,
+        residual_penalty_start=1.0,
+        residual_penalty_anneal_updates=10_000,
+        critic_warmup_updates=5_000,
+    )
+    # hand-computed: 1.0 until the actor starts (5000), 1.0 - 0.9 * k / 10000 after k more
+    got = [cfg.penalty_at(u) for u in (0, 5_000, 7_500, 10_000, 15_000, 40_000)]
+    assert got == pytest.approx([1.0, 1.0, 0.775, 0.55, 0.1, 0.1])
+    assert ResidualConfig(residual_penalty=0.2).penalty_at(0) == 0.2  # no start: constant
+    for bad in ({"residual_penalty_start": -1.0}, {"residual_penalty_start": float("nan")}):
+        with pytest.raises(ConfigError, match="residual_penalty_start"):
+            ResidualConfig(**bad)
+    with pytest.raises(ConfigError, match="residual_penalty_anneal_updates"):
+        ResidualConfig(residual_penalty_anneal_updates=-1)
+
+
+def test_a_high_starting_penalty_keeps_the_first_corrections_small():
+    """Same batches, same seed: the actor whose penalty starts at 10 corrects less after its first
+    updates than the one at the constant 0.1, and reports the penalty it used."""
+    from robot_rl.algos.residual import ResidualLearner
+
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "obs.state": torch.randn(64, 3, generator=g),
+        "next_obs.state": torch.randn(64, 3, generator=g),
+        "action": torch.rand(64, 2, generator=g) * 2 - 1,
+        "base_action": torch.zeros(64, 2),
+        "next_base_action": torch.zeros(64, 2),
+        "reward": torch.rand(64, generator=g),
+        "discount": torch.full((64,), 0.9),
+    }
+    corrections = {}
+    for start in (None, 10.0):
+        cfg = ResidualConfig(
+            hidden=(16, 16), critic_heads=3, actor_every=1, actor_lr=1e-3, action_scale=0.5,
+            residual_penalty=0.1, residual_penalty_start=start,
+            residual_penalty_anneal_updates=1_000, critic_warmup_updates=0,
+        )  # fmt: skip
+        learner = ResidualLearner(obs_dim=3, action_dim=2, cfg=cfg, seed=0)
+        for _ in range(100):
+            out = learner.update(batch, train_actor=True)
+        assert out["residual_penalty"] == pytest.approx(cfg.penalty_at(100))
+        corrections[start] = (
+            learner.actor.correction(learner.norm(batch["obs.state"]), batch["base_action"])
+            .abs()
+            .mean()
+            .item()
+        )
+    # the 100th update counts itself: 100 of the 1000 anneal updates done
+    assert out["residual_penalty"] == pytest.approx(10.0 + (0.1 - 10.0) * 100 / 1_000)
+    assert corrections[10.0] < 0.5 * corrections[None]
