@@ -11,7 +11,8 @@ episodes (fixed seed), deterministic actions:
   success reward, demonstrations relabeled with the base (RLPD 50/50 batches).
 - ``no_base``: the same learner, same demonstrations and reward, with the base replaced by the
   zero action and the correction bound raised to the whole action range (RLPD-style off-policy RL
-  with demonstrations, no BC policy).
+  with demonstrations, no BC policy); an annealed ``residual_penalty_start`` applies to the
+  residual only.
 - ``sb3_sac``: Stable-Baselines3 SAC from scratch on the task's gymnasium adapter with the task's
   shaped reward (``pip install -e ".[bench]"``; skipped with a note when missing). It needs no
   base: ``--methods sb3_sac --task arm_push`` runs it alone (while the base trains, say), and a
@@ -351,9 +352,13 @@ def algo_config(name: str) -> dict[str, Any]:
 
 def learner_config(method: str, algo: dict[str, Any], budget: int) -> ResidualConfig:
     """The residual learner's config for ``residual`` or ``no_base`` (whose correction spans the
-    whole action range), ``budget`` env steps; a bad field is a ConfigError."""
-    scale = {} if method == "residual" else {"action_scale": 1.0, "action_scale_per_dim": []}
-    return build_config(ResidualConfig, algo, {"env_steps": budget, **scale}, where="algo")
+    whole action range, with ``residual_penalty`` throughout: the penalty's anneal protects a
+    base's behaviour while the critic is young, and ``no_base`` has no base), ``budget`` env
+    steps; a bad field is a ConfigError."""
+    own: dict[str, Any] = {"env_steps": budget}
+    if method == "no_base":
+        own |= {"action_scale": 1.0, "action_scale_per_dim": [], "residual_penalty_start": None}
+    return build_config(ResidualConfig, algo, own, where="algo")
 
 
 def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float]:
