@@ -31,7 +31,8 @@ Prints, for each method and each ``--threshold`` success rate (default 90% and 9
 steps of the first evaluation at or above it and of the first from which it stays there up to
 the last evaluation ("held": the residual's early dip below its base does not count), and the
 ratio best-baseline / residual for both (rounded down; a lower bound when no baseline gets there
-by its last evaluation; none when the base alone starts there). Writes ``curves.json`` and
+by its last evaluation; none for "first reached" when the base alone starts there, unbounded for
+"held" when the base starts there and the residual never falls below it). Writes ``curves.json`` and
 ``curves.png`` to ``--out``; ``--from-curves runs/…/curves.json`` prints an earlier run's table
 again, at other thresholds if asked.
 """
@@ -254,11 +255,12 @@ def pct(rate: float) -> str:
     return f"{100 * rate:g}%"
 
 
-def ratio(reach: dict[str, int | None], horizon: int) -> str:
+def ratio(reach: dict[str, int | None], horizon: int, held: bool = False) -> str:
     """Env steps the best (fastest) baseline took to a threshold over the residual method's, as
     printed; ``reach`` maps each method to its env steps there (None: not by its last
-    evaluation), ``horizon`` is the env steps of the baselines' earliest last evaluation: the
-    lower bound when none got there. Rounded down, so a bound is never overstated."""
+    evaluation; ``held``: the steps from which it stays there), ``horizon`` is the env steps of
+    the baselines' earliest last evaluation: the lower bound when none got there. Rounded down,
+    so a bound is never overstated."""
     if "residual" not in reach:
         return "n/a (residual not run)"
     ours = reach["residual"]
@@ -266,8 +268,15 @@ def ratio(reach: dict[str, int | None], horizon: int) -> str:
     got = [reach[n] for n in baselines if reach[n] is not None]
     if ours is None:
         return "n/a (residual did not reach it)"
-    if ours == 0:  # the base alone starts there: no env steps to divide by
+    if ours == 0 and not held:  # the base alone starts there; whether it stays: "held"
         return "n/a (the base alone starts there, at 0 env steps)"
+    if ours == 0:  # the base starts there and the residual never fell below it
+        theirs = (
+            f"the fastest baseline took {min(got)} env steps"
+            if got
+            else f"no baseline got there by its last evaluation, {horizon} env steps"
+        )
+        return f"unbounded (the base starts there and the residual never fell below it; {theirs})"
 
     def down(steps: int) -> str:  # two decimals, rounded down
         return f"{math.floor(100 * steps / ours) / 100:.2f}"
@@ -305,7 +314,8 @@ def report(curves: dict[str, Curve], seconds: dict[str, float], thresholds: list
     for t in thresholds:
         for held, how in ((False, "first reached"), (True, "held to the end")):
             lines.append(
-                f"ratio_baseline_over_residual@{pct(t)} ({how}): {ratio(reach[t, held], horizon)}"
+                f"ratio_baseline_over_residual@{pct(t)} ({how}): "
+                f"{ratio(reach[t, held], horizon, held)}"
             )
     return "\n".join(lines)
 

@@ -46,6 +46,18 @@ def test_ratio_has_no_value_when_the_base_starts_there_or_the_residual_never_get
     assert ratio({"no_base": 50_000}, 125_000) == "n/a (residual not run)"
 
 
+def test_ratio_is_unbounded_when_the_residual_holds_a_threshold_its_base_starts_at():
+    text = ratio({"residual": 0, "no_base": None, "sb3_sac": None}, 128_000, held=True)
+    assert text == (
+        "unbounded (the base starts there and the residual never fell below it; no baseline got "
+        "there by its last evaluation, 128000 env steps)"
+    )
+    text = ratio({"residual": 0, "no_base": 96_000, "sb3_sac": None}, 128_000, held=True)
+    assert text.endswith("; the fastest baseline took 96000 env steps)")
+    # held from later on: the usual ratio
+    assert ratio({"residual": 25_600, "no_base": None}, 128_000, held=True).startswith(">5.00")
+
+
 def test_report_prints_both_step_counts_and_ratios():
     curves = {
         "residual": [(0, 0.96), (25_000, 0.8), (50_000, 0.91), (75_000, 0.93)],
