@@ -187,12 +187,8 @@ def run_sac(args: argparse.Namespace, task: Any) -> tuple[Curve, float] | None:
     env = gym.make(spec.gym_id, **{"episode_length": task.episode_length})
     model = SAC("MlpPolicy", env, seed=args.seed, verbose=0, device="cpu")
     where, t0 = state_dir(args, "sb3_sac"), time.perf_counter()
-    saved = load_sac(where, model) if args.resume else None
     settings = {"task": task.name, "seed": args.seed, "eval_episodes": args.eval_episodes}
-    differ = {k: saved[k] for k, v in settings.items() if saved and k in saved and saved[k] != v}
-    if differ:  # (a state saved before settings were recorded has none to compare)
-        shown = ", ".join(f"{k}={v!r}" for k, v in differ.items())
-        raise ConfigError(f"{where}: the SAC run had {shown}; a resumed run keeps its settings")
+    saved = load_sac(where, model, settings) if args.resume else None
 
     class SACController:
         def __call__(self, obs: Obs) -> torch.Tensor:
@@ -260,7 +256,8 @@ def ratio(reach: dict[str, int | None], horizon: int, held: bool = False) -> str
     printed; ``reach`` maps each method to its env steps there (None: not by its last
     evaluation; ``held``: the steps from which it stays there), ``horizon`` is the env steps of
     the baselines' earliest last evaluation: the lower bound when none got there. Rounded down,
-    so a bound is never overstated."""
+    so a bound is never overstated. With ``held``, a residual there from step 0 (its base starts
+    there and it never falls below) is "unbounded"; without, 0 steps have no ratio."""
     if "residual" not in reach:
         return "n/a (residual not run)"
     ours = reach["residual"]
@@ -377,14 +374,14 @@ def run_method(name: str, args: argparse.Namespace) -> tuple[Curve | None, float
         torch.set_num_threads(1)
     t0 = time.perf_counter()
     print(f"{name}: starting", flush=True)
-    task = load_task_config(args.task or load(args.base).config.task, {})
+    policy = load(args.base) if args.base else None
+    task = load_task_config(args.task or policy.config.task, {})
     if name == "sb3_sac":
         ran = run_sac(args, task)
         if ran is None:
             return None, 0.0
         curve, earlier = ran
     else:
-        policy = load(args.base)
         with_base = name == "residual"
         cfg = learner_config(name, args.resolved_algo, args.budget)
         noise = args.base_noise_scale

@@ -6,7 +6,8 @@ at every control step; a LayerNorm critic ensemble learns n-step TD targets from
 of all N parallel envs. TD3-style by default: deterministic actor, fixed Gaussian exploration,
 target-policy smoothing, Polyak-averaged target networks, delayed actor updates. Options: a
 SAC-style stochastic residual with a tuned entropy temperature (``entropy``), a distributional
-HL-Gauss critic (``critic_bins``), a penalty on the correction (``residual_penalty``),
+HL-Gauss critic (``critic_bins``), a penalty on the correction (``residual_penalty``, optionally
+starting higher and annealed down: ``residual_penalty_start``),
 potential-based reward shaping (``shaping``) and temporally correlated exploration
 (``explore_correlation``).
 
@@ -94,9 +95,10 @@ class ResidualConfig:
     # along action dimensions where the critic has no consistent slope near zero
     residual_penalty: float = 0.0
     # When set: the penalty as the actor starts, moving linearly to residual_penalty over
-    # residual_penalty_anneal_updates updates. The young critic's slopes are mostly noise, which
-    # the actor would turn into corrections (the early dip under the base); a penalty that starts
-    # high keeps the first corrections small until the critic has seen more data.
+    # residual_penalty_anneal_updates learner updates (critic updates; the actor steps on every
+    # actor_every-th). The young critic's slopes are mostly noise, which the actor would turn into
+    # corrections (the early dip under the base); a penalty that starts high keeps the first
+    # corrections small until the critic has seen more data.
     residual_penalty_start: float | None = None
     residual_penalty_anneal_updates: int = 0
     actor_lr: float = 3e-5
@@ -116,8 +118,8 @@ class ResidualConfig:
     demo_ratio: float = 0.5  # share of each batch drawn from demonstrations (RLPD), when given
 
     def penalty_at(self, updates: int) -> float:
-        """The residual penalty after ``updates`` learner updates (the actor starts at
-        ``critic_warmup_updates``)."""
+        """The residual penalty of the update that brings the learner's count to ``updates``
+        (the actor starts after ``critic_warmup_updates``)."""
         start, span = self.residual_penalty_start, self.residual_penalty_anneal_updates
         if start is None:
             return self.residual_penalty
@@ -161,9 +163,10 @@ class ResidualConfig:
             raise ConfigError(
                 f"algo.residual_penalty_start must be a finite number >= 0 (or null), got {start}"
             )
-        if self.residual_penalty_anneal_updates < 0:
+        if self.residual_penalty_anneal_updates < (0 if start is None else 1):
             raise ConfigError(
-                "algo.residual_penalty_anneal_updates must be >= 0, "
+                "algo.residual_penalty_anneal_updates must be >= 1 with a "
+                "residual_penalty_start (>= 0 without), "
                 f"got {self.residual_penalty_anneal_updates}"
             )
         for key in ("gamma", "tau"):

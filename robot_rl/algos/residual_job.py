@@ -210,13 +210,15 @@ def _load_weights(learner: ResidualLearner, tensors: dict[str, torch.Tensor]) ->
 
 def _settings_differ(saved: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
     """The settings of ``wanted`` (a run's config.json entries) that ``saved`` has otherwise,
-    by name, with the saved value; ``algo.env_steps`` may grow."""
+    by name, with the saved value; ``algo.env_steps`` may grow, and an algo field the saved run
+    predates counts as its default."""
 
     def plain(d: dict[str, Any]) -> dict[str, Any]:
         return json.loads(json.dumps(d))  # tuples become lists, as in the saved file
 
     saved, wanted = plain(saved), plain(wanted)
-    run_algo = saved.get("algo", {})
+    # a field added after the run was saved reads as its default (what the run trained with)
+    run_algo = plain(asdict(ResidualConfig())) | saved.get("algo", {})
     differ = {
         f"algo.{k}": run_algo.get(k)
         for k, v in wanted.get("algo", {}).items()

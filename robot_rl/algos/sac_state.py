@@ -72,11 +72,14 @@ def save_sac(directory: Path, model: Any, meta: dict[str, Any]) -> None:
     write_checkpoint(directory, write)
 
 
-def load_sac(directory: Path, model: Any) -> dict[str, Any] | None:
+def load_sac(
+    directory: Path, model: Any, settings: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """Put the state :func:`save_sac` wrote into ``model`` (built with the same settings and
     spaces); returns the caller's ``meta``, or None when ``directory`` holds no state. A damaged
     or mismatched state is a one-line :class:`ConfigError` (a half-loaded ``model`` is then
-    not to be used)."""
+    not to be used), and so is a ``meta`` whose entries differ from ``settings`` (checked before
+    anything is loaded; entries the saved ``meta`` lacks are not compared)."""
     directory = recover_checkpoint(Path(directory))
     if not (directory / META_FILE).exists():
         return None
@@ -84,6 +87,11 @@ def load_sac(directory: Path, model: Any) -> dict[str, Any] | None:
     saved, tensors = read_files(
         directory, (META_FILE, STATE_FILE), f"{where}: {{}} is missing", f"{where} is unreadable"
     )
+    meta = saved.get("meta", {})
+    differ = {k: meta[k] for k, v in (settings or {}).items() if k in meta and meta[k] != v}
+    if differ:
+        shown = ", ".join(f"{k}={v!r}" for k, v in differ.items())
+        raise ConfigError(f"{where}: the run had {shown}; a resumed run keeps its settings")
     try:
         state = saved["sac"]
         model.policy.load_state_dict(strip_prefix(tensors, "policy."))

@@ -496,6 +496,29 @@ def test_annealed_penalty_starts_high_and_falls_linearly_to_the_recipe_penalty()
             ResidualConfig(**bad)
     with pytest.raises(ConfigError, match="residual_penalty_anneal_updates"):
         ResidualConfig(residual_penalty_anneal_updates=-1)
+    with pytest.raises(ConfigError, match="must be >= 1 with a residual_penalty_start"):
+        ResidualConfig(residual_penalty_start=1.0)  # a start with nothing to anneal over
+
+
+def test_a_run_saved_before_a_new_algo_field_resumes_as_its_default():
+    """config.json of a run saved before residual_penalty_start/_anneal_updates existed: the run
+    trained with their defaults, so a resume with the defaults goes on, one with an anneal not."""
+    from dataclasses import asdict
+
+    from robot_rl.algos.residual_job import _settings_differ
+
+    old = asdict(ResidualConfig(residual_penalty=0.1))
+    for key in ("residual_penalty_start", "residual_penalty_anneal_updates"):
+        del old[key]
+    saved = {"algo": old, "seed": 0}
+    assert _settings_differ(saved, {"algo": asdict(ResidualConfig(residual_penalty=0.1))}) == {}
+    annealed = ResidualConfig(
+        residual_penalty=0.1, residual_penalty_start=1.0, residual_penalty_anneal_updates=100
+    )
+    assert _settings_differ(saved, {"algo": asdict(annealed), "seed": 0}) == {
+        "algo.residual_penalty_start": None,
+        "algo.residual_penalty_anneal_updates": 0,
+    }
 
 
 def test_a_high_starting_penalty_keeps_the_first_corrections_small():

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bench.residual_vs_baselines import main, pct, ratio, report, steps_to
+from bench.residual_vs_baselines import learner_config, main, pct, ratio, report, steps_to
 
 
 def test_steps_to_is_the_first_evaluation_at_or_above_the_threshold():
@@ -93,3 +93,23 @@ def test_from_curves_reprints_a_saved_run_and_refuses_other_files(tmp_path, monk
         assert stop.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert err.startswith("x: error:") and "not a curves.json of this script" in err
+
+
+def test_no_base_keeps_the_penalty_constant_and_the_residual_takes_the_anneal():
+    algo = {"residual_penalty": 0.1, "residual_penalty_start": 1.0,
+            "residual_penalty_anneal_updates": 100, "action_scale_per_dim": [0.3, 0.0]}  # fmt: skip
+    ours, theirs = learner_config("residual", algo, 1000), learner_config("no_base", algo, 1000)
+    assert (ours.residual_penalty_start, ours.scales, ours.env_steps) == (1.0, [0.3, 0.0], 1000)
+    assert (theirs.residual_penalty_start, theirs.scales) == (None, 1.0)
+    assert theirs.penalty_at(0) == theirs.penalty_at(10_000) == 0.1
+
+
+def test_the_methods_say_which_arguments_they_need(monkeypatch, capsys):
+    for argv, says in (
+        (["--methods", "residual,sb3_sac"], "--base and --demos are required to run residual"),
+        (["--methods", "sb3_sac"], "sb3_sac alone needs --task"),
+    ):
+        monkeypatch.setattr(sys, "argv", ["residual_vs_baselines.py", *argv])
+        with pytest.raises(SystemExit):
+            main()
+        assert says in capsys.readouterr().err

@@ -62,3 +62,17 @@ def test_missing_and_damaged_sac_state(tmp_path):
     wide = sb3.SAC("MlpPolicy", gym.make("Pendulum-v1"), policy_kwargs={"net_arch": [8]})
     with pytest.raises(ConfigError, match="does not fit"):
         load_sac(tmp_path / "sac", wide)
+
+
+def test_a_state_of_other_settings_is_refused_before_anything_loads(tmp_path):
+    model = _sac(0)
+    model.learn(total_timesteps=60)
+    save_sac(tmp_path / "sac", model, {"seed": 0, "eval_episodes": 200, "curve": []})
+    fresh = _sac(1)
+    before = [p.clone() for p in fresh.policy.parameters()]
+    with pytest.raises(ConfigError, match="the run had seed=0; a resumed run keeps its settings"):
+        load_sac(tmp_path / "sac", fresh, {"seed": 1, "eval_episodes": 200})
+    assert all(torch.equal(p, q) for p, q in zip(before, fresh.policy.parameters()))
+    assert fresh.num_timesteps == 0
+    # a state saved before a setting was recorded is not compared on it
+    assert load_sac(tmp_path / "sac", fresh, {"seed": 0, "task": "arm_push"}) is not None
