@@ -32,6 +32,7 @@ from robot_rl.algos.train_state import (
     TRAINER_FILE,
     read_files,
     recover_checkpoint,
+    refuse_changed_settings,
     strip_prefix,
     to_cpu,
     write_checkpoint,
@@ -249,10 +250,7 @@ def resume_residual(
     )
     if "history" not in meta or "steps" not in meta:
         raise ConfigError(f"{where}: config.json lacks the run's steps and history")
-    differ = _settings_differ(meta, settings)
-    if differ:
-        shown = ", ".join(f"{k}={v!r}" for k, v in differ.items())
-        raise ConfigError(f"{where}: the run had {shown}; a resumed run keeps its settings")
+    refuse_changed_settings(where, _settings_differ(meta, settings))
     try:
         _load_weights(learner, weights)
         learner.load_trainer_state(state, trainer)

@@ -23,6 +23,7 @@ from robot_rl.algos.train_state import (
     optimizer_tensors,
     read_files,
     recover_checkpoint,
+    refuse_changed_settings,
     strip_prefix,
     to_cpu,
     write_checkpoint,
@@ -88,10 +89,9 @@ def load_sac(
         directory, (META_FILE, STATE_FILE), f"{where}: {{}} is missing", f"{where} is unreadable"
     )
     meta = saved.get("meta", {})
-    differ = {k: meta[k] for k, v in (settings or {}).items() if k in meta and meta[k] != v}
-    if differ:
-        shown = ", ".join(f"{k}={v!r}" for k, v in differ.items())
-        raise ConfigError(f"{where}: the run had {shown}; a resumed run keeps its settings")
+    refuse_changed_settings(
+        where, {k: meta[k] for k, v in (settings or {}).items() if k in meta and meta[k] != v}
+    )
     try:
         state = saved["sac"]
         model.policy.load_state_dict(strip_prefix(tensors, "policy."))

@@ -127,6 +127,14 @@ def read_files(directory: Path, names: tuple[str, ...], missing: str, unreadable
     return out
 
 
+def refuse_changed_settings(where: str, differ: dict[str, Any]) -> None:
+    """A one-line ConfigError naming each setting a resumed run would change (``differ``: name
+    -> the saved run's value); nothing when it is empty."""
+    if differ:
+        shown = ", ".join(f"{k}={v!r}" for k, v in differ.items())
+        raise ConfigError(f"{where}: the run had {shown}; a resumed run keeps its settings")
+
+
 def strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The entries of ``tensors`` named ``prefix…``, without the prefix (one saved part)."""
     return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
