@@ -177,6 +177,8 @@ def test_arm_push_recipe_fits_the_task():
         "explore_std": 0.15,
         "explore_correlation": 0.9,
         "residual_penalty": 0.1,
+        "residual_penalty_start": 1.0,
+        "residual_penalty_anneal_updates": 20000,
         "hidden": [128, 128],
         "critic_heads": 5,
         "utd": 0.5,
