@@ -172,7 +172,7 @@ def test_arm_push_recipe_fits_the_task():
     plain = to_container(compose_config("train_residual", ["algo=residual"]))["algo"]
     changed = {k: v for k, v in raw.items() if plain.get(k) != v}
     assert changed == {
-        "env_steps": 125000,
+        "env_steps": 76800,
         "action_scale_per_dim": [0.3, 0.3, 0.3, 0, 0, 0, 0],
         "explore_std": 0.15,
         "explore_correlation": 0.9,
