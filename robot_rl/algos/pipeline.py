@@ -35,8 +35,8 @@ class ResidualStage:
     """Stage 4 of the pipeline: residual RL on the frozen BC policy (``pipeline.yaml: residual``).
 
     Off by default (``env_steps: 0``): on arm_push its recipe (``residual_arm_push``) lifts the
-    BC policy by 0.5–2.5 points on fresh episodes in 76.8k env steps, but those take about an hour
-    on 2 CPU cores (BENCHMARKS.md, residual RL).
+    BC policy by 0.5–2.5 points on fresh episodes (within 200 episodes' noise) in 76.8k env steps,
+    which took 82 min on 2 shared CPU cores (BENCHMARKS.md, residual RL).
     """
 
     env_steps: int = 0  # 0 skips the stage
