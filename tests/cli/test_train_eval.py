@@ -318,9 +318,13 @@ def test_train_residual_scores_best_again_on_fresh_episodes(trained, tmp_path):
     # checkpoints/best is picked on the evaluation episodes; the run ends by evaluating the base
     # and best on episodes neither saw. Once the residual acts, its return differs from the
     # base's, so selecting on the return (or its negative) yields a best checkpoint. (The task's
-    # dense reward: a tiny base never succeeds, and a zero sparse reward teaches nothing.)
+    # dense reward: a tiny base never succeeds, and a zero sparse reward teaches nothing.) The
+    # residual is made large and fast to learn: the tiny base's actions are often clipped at the
+    # bounds, where a default-sized correction after a few updates can vanish (CI saw a run in
+    # which neither evaluation's return moved)
     args = ["train", "residual", f"base={trained / 'checkpoints' / 'last'}", "num_envs=4"]
     args += ["algo.env_steps=160", "algo.warmup_env_steps=40", "algo.critic_warmup_updates=1"]
+    args += ["algo.action_scale=1.0", "algo.actor_lr=1e-3"]
     args += ["algo.reward=task"]
     args += ["eval_every=80", "eval_episodes=2", "eval_envs=2", "heldout_episodes=3"]
     for select in ("mean_return", "-mean_return"):
