@@ -165,8 +165,9 @@ def test_config_validation_quotes_bad_values(overrides, message):
 def test_shipped_yaml_configs_build_policy_configs(name):
     data = yaml.safe_load((asset_root() / "configs" / "policy" / f"{name}.yaml").read_text())
     config = POLICIES.get(name).config_class.from_dict({**data, "state_dim": 7, "action_dim": 7})
-    # Ta = 4, not diffusion_policy's 8: pushing needs frequent replanning (BENCHMARKS.md).
-    assert (config.obs_horizon, config.horizon, config.action_steps) == (2, 16, 4)
+    # Ta = 4 (flow: 2), not diffusion_policy's 8: pushing needs frequent replanning (BENCHMARKS.md).
+    ta = 2 if name == "flow" else 4
+    assert (config.obs_horizon, config.horizon, config.action_steps) == (2, 16, ta)
     if name == "diffusion":
         assert config.noise_scheduler.beta_schedule == "squaredcos_cap_v2"
         assert config.noise_scheduler.prediction_type == "sample"
