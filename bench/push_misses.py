@@ -3,6 +3,8 @@
     python bench/push_misses.py --base runs/arm_push_flow/bc/checkpoints/best --noise-scale 0 \
         --episodes 200 --seed 1
     python bench/push_misses.py --residual runs/residual_arm_push/checkpoints/best --seed 1
+    python bench/push_misses.py --base runs/arm_push_flow/bc/checkpoints/best --noise-scale 0 \
+        --action-steps 2 --seed 30000
 
 Runs the BC base (and base + residual when given) on the same episodes and prints a histogram
 of the failures' closest approach (the ``closest_goal_distance`` episode metric, in cm): misses
@@ -53,6 +55,12 @@ def main() -> None:
         default=None,
         help="the base's sampling noise (default: the residual's training scale, else 1)",
     )
+    ap.add_argument(
+        "--action-steps",
+        type=int,
+        default=None,
+        help="the base's execution horizon Ta (default: the checkpoint's)",
+    )
     args = ap.parse_args()
 
     try:
@@ -66,13 +74,14 @@ def main() -> None:
     if args.base and meta.get("base") and Path(args.base).resolve() != Path(meta["base"]):
         print(f"note: --base {args.base} is not the base the residual was trained on")
     task = load_task_config("arm_push", {})
-    runs = {"base": lambda e: base_runner(policy, e, noise)}
+    ta = args.action_steps
+    runs = {"base": lambda e: base_runner(policy, e, noise, ta)}
     if learner is not None:
         runs["base + residual"] = lambda e: ResidualController(
-            base_runner(policy, e, noise), learner
+            base_runner(policy, e, noise, ta), learner
         )
     edges = " | ".join(f"{lo:g}–{hi:g} cm" for lo, hi in zip(BINS_CM[:-1], BINS_CM[1:]))
-    print(f"{args.episodes} episodes, seed {args.seed}, base noise scale {noise}")
+    print(f"{args.episodes} episodes, seed {args.seed}, base noise scale {noise}, Ta {ta or 'own'}")
     print("failures by the cube's closest approach to the goal:")
     print(f"| controller | success | failures | {edges} |")
     print("|---|---:|---:|" + "---:|" * (len(BINS_CM) - 1))

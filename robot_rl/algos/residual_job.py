@@ -49,10 +49,13 @@ from robot_rl.policies import CheckpointError, Policy, load
 from robot_rl.policies.policy import check_noise_scale
 
 
-def base_runner(policy: Policy, env: TaskEnv, noise_scale: float = 1.0) -> ChunkRunner:
+def base_runner(
+    policy: Policy, env: TaskEnv, noise_scale: float = 1.0, action_steps: int | None = None
+) -> ChunkRunner:
     """The frozen base policy run receding-horizon in ``env``, its sampling noise scaled by
-    ``noise_scale`` (0: a deterministic flow base)."""
-    return ChunkRunner.for_env(policy, env, noise_scale=noise_scale)
+    ``noise_scale`` (0: a deterministic flow base), replanning every ``action_steps`` steps
+    (default: the checkpoint's)."""
+    return ChunkRunner.for_env(policy, env, noise_scale=noise_scale, action_steps=action_steps)
 
 
 class ResidualController:
