@@ -71,17 +71,21 @@ def main() -> None:
         policy = load(args.base or meta["base"])
     except ConfigError as e:
         ap.error(str(e))
+    ta = args.action_steps or policy.config.action_steps
+    if not 1 <= ta <= policy.config.horizon:
+        ap.error(f"--action-steps must be in [1, {policy.config.horizon}], got {ta}")
+    if learner is not None and ta != policy.config.action_steps:
+        print(f"note: the residual was trained on the base's own Ta {policy.config.action_steps}")
     if args.base and meta.get("base") and Path(args.base).resolve() != Path(meta["base"]):
         print(f"note: --base {args.base} is not the base the residual was trained on")
     task = load_task_config("arm_push", {})
-    ta = args.action_steps
     runs = {"base": lambda e: base_runner(policy, e, noise, ta)}
     if learner is not None:
         runs["base + residual"] = lambda e: ResidualController(
             base_runner(policy, e, noise, ta), learner
         )
     edges = " | ".join(f"{lo:g}–{hi:g} cm" for lo, hi in zip(BINS_CM[:-1], BINS_CM[1:]))
-    print(f"{args.episodes} episodes, seed {args.seed}, base noise scale {noise}, Ta {ta or 'own'}")
+    print(f"{args.episodes} episodes, seed {args.seed}, base noise scale {noise}, Ta {ta}")
     print("failures by the cube's closest approach to the goal:")
     print(f"| controller | success | failures | {edges} |")
     print("|---|---:|---:|" + "---:|" * (len(BINS_CM) - 1))

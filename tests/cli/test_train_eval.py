@@ -321,7 +321,7 @@ def test_train_residual_scores_best_again_on_fresh_episodes(trained, tmp_path):
     # dense reward: a tiny base never succeeds, and a zero sparse reward teaches nothing.) The
     # residual is made large and fast to learn: the tiny base's actions are often clipped at the
     # bounds, where a default-sized correction after a few updates can vanish (CI saw a run in
-    # which neither evaluation's return moved)
+    # which neither evaluation's return moved).
     args = ["train", "residual", f"base={trained / 'checkpoints' / 'last'}", "num_envs=4"]
     args += ["algo.env_steps=160", "algo.warmup_env_steps=40", "algo.critic_warmup_updates=1"]
     args += ["algo.action_scale=1.0", "algo.actor_lr=1e-3"]
