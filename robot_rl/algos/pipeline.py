@@ -34,9 +34,9 @@ from robot_rl.policies.policy import check_noise_scale
 class ResidualStage:
     """Stage 4 of the pipeline: residual RL on the frozen BC policy (``pipeline.yaml: residual``).
 
-    Off by default (``env_steps: 0``): on arm_push its recipe (``residual_arm_push``) lifts the
-    BC policy by 0.5–2.5 points on fresh episodes (within 200 episodes' noise) in 76.8k env steps,
-    which took 82 min on 2 shared CPU cores (BENCHMARKS.md, residual RL).
+    Off by default (``env_steps: 0``): on arm_push its recipe (``residual_arm_push``) keeps a
+    Ta = 2 BC policy at its 95-97% in 76.8k env steps (~35 min alone on 2 CPU cores); from a
+    Ta = 4 base of 87-93% it peaked at 94.5-96.5% (BENCHMARKS.md, residual RL).
     """
 
     env_steps: int = 0  # 0 skips the stage
