@@ -36,7 +36,8 @@ class ResidualStage:
 
     Off by default (``env_steps: 0``): on arm_push its recipe (``residual_arm_push``) keeps a
     Ta = 2 BC policy at its 95-97% in 76.8k env steps (~35 min alone on 2 CPU cores); from a
-    Ta = 4 base of 87-93% it peaked at 94.5-96.5% (BENCHMARKS.md, residual RL).
+    Ta = 4 base of 87-93% it peaked at 94.5-96.5% on its evaluation episodes (+0.5-2.5 points
+    on fresh ones, within noise; BENCHMARKS.md, residual RL).
     """
 
     env_steps: int = 0  # 0 skips the stage
